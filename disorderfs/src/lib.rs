@@ -1,0 +1,1 @@
+//! Placeholder: the disorderfs crate is being written.
