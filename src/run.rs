@@ -1,0 +1,443 @@
+//! One run of vary-build, start to end: plan, build, verify, compare, report. Owns the run
+//! directory, so every workspace is removed however the run ends.
+
+use crate::compare::{self, Limits};
+use crate::config::Config;
+use crate::dispatch::{BuildResult, DispatchError, Dispatcher, Event};
+use crate::host::Host;
+use crate::plan::{Plan, PlanError};
+use crate::report::{
+    ArtifactReport, ArtifactStatus, BuildReport, Report, SCHEMA, VariationReport, VariationStatus,
+};
+use crate::variation::{Kind, Set};
+use crate::verify;
+use crate::workspace::{RunDir, WorkspaceError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Dispatch(DispatchError),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<DispatchError> for RunError {
+    fn from(e: DispatchError) -> Self {
+        match e {
+            DispatchError::Interrupted => RunError::Interrupted,
+            e => RunError::Dispatch(e),
+        }
+    }
+}
+
+/// How a run ended; [`crate::exit`] maps it to an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Reproducible,
+    Unreproducible,
+    /// An artifact pattern matched nothing in either build.
+    NoArtifacts,
+    BuildFailed,
+    Unavailable,
+}
+
+pub struct Outcome {
+    pub report: Report,
+    pub verdict: Verdict,
+    /// Lines for standard error that explain a failed build or a bad pattern.
+    pub diagnostics: Vec<String>,
+}
+
+fn base_report(config: &Config, plan: Option<&Plan>) -> Report {
+    Report {
+        schema: SCHEMA,
+        vary_build_version: env!("CARGO_PKG_VERSION"),
+        seed: config.seed,
+        command: config.command.clone(),
+        source_root: config.source_root.display().to_string(),
+        vary: config.vary_expr.clone(),
+        source_date_epoch: plan.and_then(|p| p.source_date_epoch.clone()),
+        reproducible: false,
+        nondeterministic: false,
+        culprits: vec![],
+        variations: plan.map_or_else(Vec::new, variation_reports),
+        artifacts: vec![],
+        builds: vec![],
+        warnings: vec![],
+        error: None,
+    }
+}
+
+fn variation_reports(plan: &Plan) -> Vec<VariationReport> {
+    plan.variations
+        .iter()
+        .map(|v| VariationReport {
+            name: v.name,
+            status: match (v.requested, &v.unavailable) {
+                (false, _) => VariationStatus::NotVaried,
+                (true, Some(_)) => VariationStatus::Unavailable,
+                (true, None) => VariationStatus::Varied,
+            },
+            control: v.control.clone(),
+            experiment: v.experiment.clone(),
+            effective: None,
+            reason: v.unavailable.clone(),
+            observed_control: None,
+            observed_experiment: None,
+            fix: Kind::from_name(v.name)
+                .map(|k| k.entry().fix.clone())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+pub async fn run(
+    config: Config,
+    host: Host,
+    events: mpsc::UnboundedSender<Event>,
+    cancel: watch::Receiver<bool>,
+) -> Result<Outcome, RunError> {
+    let run_dir = RunDir::create()?;
+    let plan = Arc::new(Plan::new(&config, &host, run_dir.path())?);
+    let mut report = base_report(&config, Some(&plan));
+
+    let unavailable: Vec<&str> = plan
+        .variations
+        .iter()
+        .filter(|v| v.requested && v.unavailable.is_some())
+        .map(|v| v.name)
+        .collect();
+    if !unavailable.is_empty() && !config.allow_unavailable {
+        report.error = Some(format!(
+            "variations unavailable on this machine: {}; fix what the report says, or pass \
+             --allow-unavailable to test without them",
+            unavailable.join(", ")
+        ));
+        return Ok(Outcome {
+            report,
+            verdict: Verdict::Unavailable,
+            diagnostics: vec![],
+        });
+    }
+    for varies in [false, true] {
+        let root = plan.build_root(varies);
+        std::fs::create_dir_all(&root).map_err(|source| RunError::Write { path: root, source })?;
+    }
+
+    let dispatcher = Dispatcher {
+        plan: plan.clone(),
+        artifacts: config.artifacts.clone(),
+        source_root: config.source_root.clone(),
+        timeout: config.timeout,
+        slots: Arc::new(Semaphore::new(config.jobs)),
+        events: events.clone(),
+        cancel: cancel.clone(),
+    };
+    let (control, experiment) = tokio::join!(
+        dispatcher.build("control", Set::EMPTY),
+        dispatcher.build("experiment", plan.varied)
+    );
+    let builds = [control?, experiment?];
+    let outcome = conclude(&config, &plan, report, &builds);
+    if let Some(store) = &config.store_dir {
+        store_results(store, &builds, &outcome.report)?;
+    }
+    let mut outcome = outcome;
+    keep_failed_logs(&config, &mut outcome, &builds);
+    drop(run_dir);
+    Ok(outcome)
+}
+
+fn conclude(
+    config: &Config,
+    plan: &Plan,
+    mut report: Report,
+    builds: &[BuildResult; 2],
+) -> Outcome {
+    let [control, experiment] = builds;
+    let mut diagnostics = Vec::new();
+    report.builds = builds
+        .iter()
+        .map(|b| BuildReport {
+            name: b.name.clone(),
+            varied: b.varied.names().into_iter().map(String::from).collect(),
+            exit_code: b.exit_code,
+            timed_out: b.timed_out,
+            duration_s: b.duration.as_secs_f64(),
+            log: config
+                .store_dir
+                .as_ref()
+                .map(|s| s.join(&b.name).join("build.log").display().to_string()),
+        })
+        .collect();
+
+    let failed: Vec<&BuildResult> = builds.iter().filter(|b| !b.succeeded()).collect();
+    if !failed.is_empty() {
+        for b in &failed {
+            let why = if let Some(e) = &b.sandbox_error {
+                format!("its sandbox could not be set up: {e}")
+            } else if b.timed_out {
+                format!(
+                    "it ran longer than --timeout ({}s) and was killed with its process tree",
+                    config.timeout.map_or(0, |t| t.as_secs())
+                )
+            } else {
+                match b.exit_code {
+                    Some(c) => format!("it exited with code {c}"),
+                    None => "it was killed by a signal".to_string(),
+                }
+            };
+            let only = if failed.len() == 1 {
+                " (the other build succeeded, so the failure depends on what was varied)"
+            } else {
+                ""
+            };
+            diagnostics.push(format!(
+                "build `{}` failed{only}: {why}\n--- last lines of its log ---\n{}\n---",
+                b.name,
+                b.log_tail(20)
+            ));
+        }
+        report.error = Some(format!(
+            "build failed: {}",
+            failed
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return Outcome {
+            report,
+            verdict: Verdict::BuildFailed,
+            diagnostics,
+        };
+    }
+
+    // Did each variation take effect?
+    let mut ineffective = Vec::new();
+    for v in report.variations.iter_mut() {
+        if v.status != VariationStatus::Varied {
+            continue;
+        }
+        let kind = Kind::from_name(v.name).expect("catalogue names are kinds");
+        match (&control.probe, &experiment.probe) {
+            (Some(c), Some(e)) => {
+                let eff = verify::effect(kind, c, e);
+                v.effective = Some(eff.effective);
+                v.observed_control = Some(eff.observed_control);
+                v.observed_experiment = Some(eff.observed_experiment);
+                if let Some(p) = eff.problem {
+                    v.reason = Some(p);
+                    ineffective.push(v.name);
+                }
+            }
+            _ => {
+                v.effective = Some(false);
+                v.reason = Some(format!(
+                    "the probe did not report: {}",
+                    control
+                        .probe_error
+                        .as_deref()
+                        .or(experiment.probe_error.as_deref())
+                        .unwrap_or("unknown error")
+                ));
+                ineffective.push(v.name);
+            }
+        }
+    }
+
+    report.artifacts = compare_artifacts(control, experiment);
+    for (i, n) in config.artifacts.patterns.iter().enumerate() {
+        let c = control
+            .artifacts
+            .matches_per_pattern
+            .get(i)
+            .copied()
+            .unwrap_or(0);
+        let e = experiment
+            .artifacts
+            .matches_per_pattern
+            .get(i)
+            .copied()
+            .unwrap_or(0);
+        if c == 0 && e == 0 {
+            diagnostics.push(format!(
+                "artifact pattern `{n}` matched nothing in either build; check it against the \
+                 files the build writes (patterns are relative to the source root)"
+            ));
+        }
+    }
+    if !diagnostics.is_empty() {
+        report.error = Some("an artifact pattern matched nothing".into());
+        return Outcome {
+            report,
+            verdict: Verdict::NoArtifacts,
+            diagnostics,
+        };
+    }
+    report.reproducible = report
+        .artifacts
+        .iter()
+        .all(|a| a.status == ArtifactStatus::Identical);
+    if !report.reproducible {
+        report.culprits = vec![plan.varied.names().into_iter().map(String::from).collect()];
+    }
+    let verdict = if !ineffective.is_empty() && !config.allow_unavailable {
+        report.error = Some(format!(
+            "variations did not take effect: {}; see each one's reason, or pass \
+             --allow-unavailable to accept the result anyway",
+            ineffective.join(", ")
+        ));
+        Verdict::Unavailable
+    } else if report.reproducible {
+        Verdict::Reproducible
+    } else {
+        Verdict::Unreproducible
+    };
+    Outcome {
+        report,
+        verdict,
+        diagnostics,
+    }
+}
+
+fn compare_artifacts(control: &BuildResult, experiment: &BuildResult) -> Vec<ArtifactReport> {
+    let (c, e) = (
+        &control.artifacts.artifacts,
+        &experiment.artifacts.artifacts,
+    );
+    let mut paths: Vec<&String> = c.keys().chain(e.keys()).collect();
+    paths.sort();
+    paths.dedup();
+    let limits = Limits::default();
+    paths
+        .into_iter()
+        .map(|p| {
+            let (ca, ea) = (c.get(p), e.get(p));
+            let status = match (ca, ea) {
+                (Some(a), Some(b)) if a.sha256 == b.sha256 => ArtifactStatus::Identical,
+                (Some(_), Some(_)) => ArtifactStatus::Differs,
+                (Some(_), None) => ArtifactStatus::OnlyInControl,
+                _ => ArtifactStatus::OnlyInExperiment,
+            };
+            let differences = match (status, ca, ea) {
+                (ArtifactStatus::Differs, Some(a), Some(b)) => {
+                    compare::compare_files(&a.location, &b.location, p, &limits).unwrap_or_else(
+                        |err| {
+                            Some(compare::Difference {
+                                source: p.clone(),
+                                comparator: "error".into(),
+                                comment: Some(err.to_string()),
+                                unified_diff: None,
+                                children: vec![],
+                            })
+                        },
+                    )
+                }
+                _ => None,
+            };
+            ArtifactReport {
+                path: p.clone(),
+                status,
+                control_sha256: ca.map(|a| a.sha256.clone()),
+                experiment_sha256: ea.map(|a| a.sha256.clone()),
+                differences,
+            }
+        })
+        .collect()
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| RunError::Write {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    std::fs::write(path, bytes).map_err(|source| RunError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Copies each build's log, probe and artifacts, and the report, into the store dir.
+fn store_results(store: &Path, builds: &[BuildResult], report: &Report) -> Result<(), RunError> {
+    for b in builds {
+        let dir = store.join(&b.name);
+        let copy = |from: &Path, to: PathBuf| -> Result<(), RunError> {
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| RunError::Write {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            let meta = std::fs::symlink_metadata(from).map_err(|source| RunError::Write {
+                path: from.to_path_buf(),
+                source,
+            })?;
+            let res = if meta.file_type().is_symlink() {
+                std::fs::read_link(from).and_then(|t| std::os::unix::fs::symlink(t, &to))
+            } else {
+                std::fs::copy(from, &to).map(drop)
+            };
+            res.map_err(|source| RunError::Write { path: to, source })
+        };
+        copy(&b.log, dir.join("build.log"))?;
+        let probe = b.dir.join("meta").join("probe.json");
+        if probe.exists() {
+            copy(&probe, dir.join("probe.json"))?;
+        }
+        copy(&b.dir.join("meta").join("spec.json"), dir.join("spec.json"))?;
+        for (path, a) in &b.artifacts.artifacts {
+            // `../x` artifacts go to artifacts/../x would escape: keep them under beside/.
+            let rel = match path.strip_prefix("../") {
+                Some(r) => Path::new("beside").join(r),
+                None => Path::new("artifacts").join(path),
+            };
+            copy(&a.location, dir.join(rel))?;
+        }
+    }
+    write(&store.join("report.json"), report.to_json().as_bytes())
+}
+
+/// Without a store dir, a failed build's log would vanish with its workspace; keep it in
+/// the user's state directory and say where.
+fn keep_failed_logs(config: &Config, outcome: &mut Outcome, builds: &[BuildResult]) {
+    if config.store_dir.is_some() || outcome.verdict != Verdict::BuildFailed {
+        return;
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+    let dir = base.join("vary-build").join("logs").join(format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    ));
+    for (b, r) in builds.iter().zip(outcome.report.builds.iter_mut()) {
+        if b.succeeded() {
+            continue;
+        }
+        let to = dir.join(format!("{}.log", b.name));
+        if std::fs::create_dir_all(&dir).is_ok() && std::fs::copy(&b.log, &to).is_ok() {
+            r.log = Some(to.display().to_string());
+            outcome
+                .diagnostics
+                .push(format!("full log of `{}`: {}", b.name, to.display()));
+        }
+    }
+}
