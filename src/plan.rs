@@ -231,6 +231,16 @@ impl Plan {
             });
         }
 
+        // The catalogue speaks of RUN_DIR; the report gives the real paths.
+        let path_of = |varies: bool| {
+            Self::build_root_in(run_dir, varies)
+                .join(&config.source_name)
+                .display()
+                .to_string()
+        };
+        let bp = &mut variations[Kind::BuildPath as usize];
+        (bp.control, bp.experiment) = (path_of(false), path_of(true));
+
         let (base_env, ld_preload, sde) = base_environment();
         let source_date_epoch =
             sde.or_else(|| time::source_date_epoch(&config.source_root).map(|t| t.to_string()));
@@ -251,12 +261,14 @@ impl Plan {
 
     /// Where the build root of a build is on the host; the dispatcher creates both.
     pub fn build_root(&self, varies_path: bool) -> PathBuf {
+        Self::build_root_in(&self.run_dir, varies_path)
+    }
+
+    fn build_root_in(run_dir: &Path, varies_path: bool) -> PathBuf {
         if varies_path {
-            self.run_dir
-                .join("vary-build-path-experiment")
-                .join("deeper")
+            run_dir.join("vary-build-path-experiment").join("deeper")
         } else {
-            self.run_dir.join("build")
+            run_dir.join("build")
         }
     }
 
@@ -586,10 +598,7 @@ fn describe(kind: Kind, v: &Values) -> (String, String) {
         }
         Kind::Aslr => ("off".into(), "on".into()),
         Kind::Kernel => ("the running kernel".into(), "2.6.x (UNAME26)".into()),
-        Kind::BuildPath => (
-            format!("RUN_DIR/build/{}", "SOURCE"),
-            "RUN_DIR/vary-build-path-experiment/deeper/SOURCE".into(),
-        ),
+        Kind::BuildPath => (String::new(), String::new()), // filled in by Plan::new
     }
 }
 

@@ -40,17 +40,46 @@ pub fn is_installed(name: &str) -> bool {
         .any(|l| normalized(l.trim()) == want)
 }
 
-/// Makes `name` (like `tr_TR.UTF-8`) usable, generating it under `dir` if needed.
+/// Where generated locales are cached between runs: generating one takes about a second.
+/// Keyed by the C library's version, whose locale format can change between releases.
+fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let out = Command::new("getconf").arg("GNU_LIBC_VERSION").output().ok()?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().replace(' ', "-");
+    if version.is_empty() {
+        return None;
+    }
+    Some(base.join("vary-build").join("locales").join(version))
+}
+
+/// Makes `name` (like `tr_TR.UTF-8`) usable: installed, cached from an earlier run, or
+/// generated (into the cache, else under `fallback_dir`).
 /// The error is the reason the variation is unavailable, with what to install.
-pub fn prepare(name: &str, dir: &Path) -> Result<Setup, String> {
+pub fn prepare(name: &str, fallback_dir: &Path) -> Result<Setup, String> {
     if is_installed(name) {
         return Ok(Setup::Installed);
+    }
+    if let Some(cache) = cache_dir() {
+        if let Ok(setup) = generate(name, &cache) {
+            return Ok(setup);
+        }
+    }
+    generate(name, fallback_dir)
+}
+
+fn generate(name: &str, dir: &Path) -> Result<Setup, String> {
+    let target = dir.join(name);
+    if target.join("LC_COLLATE").is_file() && target.join("LC_CTYPE").is_file() {
+        return Ok(Setup::Generated {
+            locpath: dir.to_path_buf(),
+        });
     }
     let (lang, codeset) = name
         .split_once('.')
         .ok_or_else(|| format!("locale `{name}` must be written LANG.CODESET, e.g. tr_TR.UTF-8"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let target = dir.join(name);
     let out = Command::new("localedef")
         .arg("-i")
         .arg(lang)

@@ -1,0 +1,1031 @@
+//! The FUSE filesystem: a passthrough of one directory whose listings are reordered.
+//!
+//! Every request is answered from the `O_PATH` descriptors in the inode table with
+//! the `*at` family of calls (see `sys`), so nothing is ever resolved by path and no
+//! symlink is ever followed by the daemon. Only `opendir` is special: it reads the
+//! whole directory, orders it once (see `order`) and keeps that listing for the
+//! handle, so offsets are indexes into a fixed list.
+//!
+//! # Caching, chosen for speed (see `Options` for the knobs)
+//! - Entries, attributes and negative lookups are cached by the kernel for
+//!   `Options::cache_ttl`. Every change made through the mount goes through the kernel,
+//!   which updates or drops what it cached, so this is exact for a build that works
+//!   only through the mount; a change made to the root behind the mount's back can be
+//!   seen late, by up to the TTL.
+//! - Files are opened with `FOPEN_KEEP_CACHE` and the kernel's `AUTO_INVAL_DATA`, so
+//!   file contents stay in the page cache across opens and are dropped when the size
+//!   or mtime changes. Read-only handles are opened with `FOPEN_NOFLUSH`: their
+//!   `close` costs no round trip.
+//! - Where the kernel allows it (root in the initial user namespace, kernel >= 6.9),
+//!   opened files use FUSE passthrough: reads, writes and mmap go straight to the
+//!   underlying file without entering this process. Elsewhere (inside a user
+//!   namespace) it falls back to ordinary reads and writes.
+//! - `READDIRPLUS` (adaptive) answers a listing and the lookups that usually follow
+//!   it in one round trip.
+//! - Requests are served by several threads, each with its own `/dev/fuse` clone.
+//!
+//! File locks (`flock`, `fcntl`) are left to the kernel, which handles them locally
+//! for the mount: correct for every process using the mount, which is everyone in a
+//! build.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use crate::inode::{Inode, ROOT_ID, Table};
+use crate::order::{Order, order_entries};
+use crate::sys;
+
+/// The bit of a file handle that says it was opened with a passthrough backing file;
+/// the low 32 bits are the descriptor.
+const PASSTHROUGH_BIT: u64 = 1 << 32;
+
+/// What the filesystem needs to know from `Options`.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub order: Order,
+    pub pad_blocks: u64,
+    pub multi_user: bool,
+    pub ttl: Duration,
+    pub passthrough: bool,
+}
+
+/// One opened directory: its listing, fixed and ordered at `opendir`.
+#[derive(Debug)]
+struct Listing {
+    dir: Arc<Inode>,
+    entries: Vec<Dirent>,
+}
+
+#[derive(Debug)]
+struct Dirent {
+    name: OsString,
+    ino: u64,
+    kind: FileType,
+}
+
+/// The filesystem a mount serves.
+#[derive(Debug)]
+pub(crate) struct DisorderFs {
+    table: Table,
+    settings: Settings,
+    /// Whether the kernel agreed to passthrough and the last attempt to use it worked.
+    passthrough: AtomicBool,
+    dirs: Mutex<HashMap<u64, Arc<Listing>>>,
+    next_dir: AtomicU64,
+}
+
+fn errno(e: &io::Error) -> Errno {
+    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn system_time(sec: i64, nsec: i64) -> SystemTime {
+    if sec >= 0 {
+        UNIX_EPOCH + Duration::new(sec as u64, nsec as u32)
+    } else {
+        UNIX_EPOCH - Duration::new(sec.unsigned_abs(), 0) + Duration::from_nanos(nsec as u64)
+    }
+}
+
+fn kind_of_mode(mode: u32) -> FileType {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        libc::S_IFIFO => FileType::NamedPipe,
+        libc::S_IFSOCK => FileType::Socket,
+        _ => FileType::RegularFile,
+    }
+}
+
+fn kind_of_dtype(d_type: u8) -> Option<FileType> {
+    Some(match d_type {
+        libc::DT_DIR => FileType::Directory,
+        libc::DT_LNK => FileType::Symlink,
+        libc::DT_CHR => FileType::CharDevice,
+        libc::DT_BLK => FileType::BlockDevice,
+        libc::DT_FIFO => FileType::NamedPipe,
+        libc::DT_SOCK => FileType::Socket,
+        libc::DT_REG => FileType::RegularFile,
+        _ => return None,
+    })
+}
+
+fn fd_of(fh: FileHandle) -> i32 {
+    (fh.0 & 0xffff_ffff) as i32
+}
+
+thread_local! {
+    static THREAD_READY: Cell<bool> = const { Cell::new(false) };
+    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes the calling worker thread ready to create files: its own umask of 0.
+fn prepare_thread() {
+    THREAD_READY.with(|ready| {
+        if !ready.get() {
+            // Failing leaves the process umask in force: modes come out stricter, never looser.
+            let _ = sys::private_zero_umask();
+            ready.set(true);
+        }
+    });
+}
+
+/// Acts as the calling user for the lifetime of the guard (multi-user mounts only),
+/// so that created files belong to the caller.
+struct AsCaller {
+    active: bool,
+}
+
+impl AsCaller {
+    fn new(fs: &DisorderFs, req: &Request) -> AsCaller {
+        prepare_thread();
+        if !fs.settings.multi_user {
+            return AsCaller { active: false };
+        }
+        sys::set_thread_creds(req.uid(), req.gid(), &[]);
+        AsCaller { active: true }
+    }
+}
+
+impl Drop for AsCaller {
+    fn drop(&mut self) {
+        if self.active {
+            // SAFETY: geteuid/getegid cannot fail.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            sys::set_thread_creds(uid, gid, &[]);
+        }
+    }
+}
+
+impl DisorderFs {
+    pub(crate) fn new(root_fd: OwnedFd, settings: Settings) -> io::Result<DisorderFs> {
+        let st = sys::fstat(root_fd.as_fd())?;
+        Ok(DisorderFs {
+            table: Table::new(root_fd, (st.st_dev, st.st_ino)),
+            passthrough: AtomicBool::new(false),
+            settings,
+            dirs: Mutex::new(HashMap::new()),
+            next_dir: AtomicU64::new(1),
+        })
+    }
+
+    fn inode(&self, ino: INodeNo) -> Result<Arc<Inode>, Errno> {
+        self.table.get(ino.0).ok_or(Errno::ESTALE)
+    }
+
+    fn attr(&self, id: u64, st: &libc::stat) -> FileAttr {
+        FileAttr {
+            ino: INodeNo(id),
+            size: st.st_size as u64,
+            blocks: (st.st_blocks as u64).saturating_add(self.settings.pad_blocks),
+            atime: system_time(st.st_atime, st.st_atime_nsec),
+            mtime: system_time(st.st_mtime, st.st_mtime_nsec),
+            ctime: system_time(st.st_ctime, st.st_ctime_nsec),
+            crtime: UNIX_EPOCH,
+            kind: kind_of_mode(st.st_mode),
+            perm: (st.st_mode & 0o7777) as u16,
+            nlink: st.st_nlink as u32,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: st.st_rdev as u32,
+            blksize: st.st_blksize as u32,
+            flags: 0,
+        }
+    }
+
+    /// The attributes the kernel shows for node `id`: the root keeps its real inode
+    /// number, since its node id is fixed at 1.
+    fn attr_of_node(&self, id: u64, st: &libc::stat) -> FileAttr {
+        let shown = if id == ROOT_ID { st.st_ino } else { id };
+        self.attr(shown, st)
+    }
+
+    /// Looks `name` up in `parent` and takes one kernel reference on the result.
+    fn do_lookup(&self, parent: &Inode, name: &OsStr) -> io::Result<(u64, FileAttr)> {
+        let cname = sys::component(name)?;
+        let fd = sys::open_path(parent.fd(), &cname)?;
+        let st = sys::fstat(fd.as_fd())?;
+        let dir_path = (st.st_mode & libc::S_IFMT == libc::S_IFDIR).then(|| {
+            let parent_path = parent.dir_path.lock().expect("dir path poisoned");
+            let mut path = parent_path.clone();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(name.as_bytes());
+            path
+        });
+        let id = self.table.remember(fd, (st.st_dev, st.st_ino), dir_path);
+        Ok((id, self.attr(id, &st)))
+    }
+
+    fn reply_lookup(&self, parent: &Inode, name: &OsStr, reply: ReplyEntry) {
+        match self.do_lookup(parent, name) {
+            Ok((_, attr)) => reply.entry(&self.settings.ttl, &attr, Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    /// Opens an ordered listing of `dir`.
+    fn list(&self, dir: Arc<Inode>) -> io::Result<Listing> {
+        let raw = sys::read_dir(dir.fd())?;
+        let (mut dots, mut rest): (Vec<_>, Vec<_>) = raw
+            .into_iter()
+            .partition(|e| e.name == b"." || e.name == b"..");
+        dots.sort_by(|a, b| a.name.cmp(&b.name));
+        {
+            let path = dir.dir_path.lock().expect("dir path poisoned");
+            order_entries(&mut rest, |e| &e.name, self.settings.order, &path);
+        }
+        let mut entries = Vec::with_capacity(dots.len() + rest.len());
+        for e in dots.into_iter().chain(rest) {
+            let kind = match kind_of_dtype(e.d_type) {
+                Some(kind) => kind,
+                // Some filesystems do not fill d_type; ask the inode itself.
+                None => {
+                    let Ok(cname) = CString::new(e.name.clone()) else {
+                        continue;
+                    };
+                    match sys::open_path(dir.fd(), &cname).and_then(|fd| sys::fstat(fd.as_fd()))
+                    {
+                        Ok(st) => kind_of_mode(st.st_mode),
+                        Err(_) => continue,
+                    }
+                }
+            };
+            entries.push(Dirent {
+                name: OsString::from_vec(e.name),
+                ino: e.ino,
+                kind,
+            });
+        }
+        Ok(Listing { dir, entries })
+    }
+
+    fn listing(&self, fh: FileHandle) -> Result<Arc<Listing>, Errno> {
+        let dirs = self.dirs.lock().expect("dir handles poisoned");
+        dirs.get(&fh.0).cloned().ok_or(Errno::EBADF)
+    }
+
+    /// Turns a freshly opened descriptor into a file handle, with a passthrough
+    /// backing file when the kernel allows it. Returns the handle and open flags.
+    fn handle_for(
+        &self,
+        inode: &Inode,
+        fd: OwnedFd,
+        flags: i32,
+        open_backing: impl FnOnce(BorrowedFd<'_>) -> io::Result<fuser::BackingId>,
+    ) -> (FileHandle, FopenFlags, Option<Arc<fuser::BackingId>>) {
+        let read_only = flags & libc::O_ACCMODE == libc::O_RDONLY;
+        let mut fopen = FopenFlags::FOPEN_KEEP_CACHE;
+        if read_only {
+            fopen |= FopenFlags::FOPEN_NOFLUSH;
+        }
+        if self.passthrough.load(Ordering::Relaxed) {
+            let mut backing = inode.backing.lock().expect("backing poisoned");
+            let shared = match backing.as_mut() {
+                Some((id, users)) => {
+                    *users += 1;
+                    Some(Arc::clone(id))
+                }
+                None => match open_backing(fd.as_fd()) {
+                    Ok(id) => {
+                        let id = Arc::new(id);
+                        *backing = Some((Arc::clone(&id), 1));
+                        Some(id)
+                    }
+                    Err(_) => {
+                        // Not permitted here after all: stop trying, serve reads ourselves.
+                        self.passthrough.store(false, Ordering::Relaxed);
+                        None
+                    }
+                },
+            };
+            if let Some(id) = shared {
+                let fh = fd.into_raw_fd() as u64 | PASSTHROUGH_BIT;
+                return (FileHandle(fh), fopen & !FopenFlags::FOPEN_KEEP_CACHE, Some(id));
+            }
+        }
+        (FileHandle(fd.into_raw_fd() as u64), fopen, None)
+    }
+
+    fn release_backing(&self, inode: &Inode) {
+        let mut backing = inode.backing.lock().expect("backing poisoned");
+        if let Some((_, users)) = backing.as_mut() {
+            *users -= 1;
+            if *users == 0 {
+                *backing = None;
+            }
+        }
+    }
+}
+
+fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
+    match t {
+        None => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        Some(TimeOrNow::Now) => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        Some(TimeOrNow::SpecificTime(t)) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => libc::timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: i64::from(d.subsec_nanos()),
+            },
+            Err(e) => {
+                let d = e.duration();
+                let (sec, nsec) = if d.subsec_nanos() == 0 {
+                    (-(d.as_secs() as i64), 0)
+                } else {
+                    (
+                        -(d.as_secs() as i64) - 1,
+                        1_000_000_000 - i64::from(d.subsec_nanos()),
+                    )
+                };
+                libc::timespec {
+                    tv_sec: sec,
+                    tv_nsec: nsec,
+                }
+            }
+        },
+    }
+}
+
+impl Filesystem for DisorderFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        for wanted in [
+            InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_AUTO_INVAL_DATA,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ASYNC_DIO,
+        ] {
+            // A capability the kernel lacks only costs speed.
+            let _ = config.add_capabilities(wanted);
+        }
+        if self.settings.passthrough
+            && config.set_max_stack_depth(1).is_ok()
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+        {
+            self.passthrough.store(true, Ordering::Relaxed);
+        }
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let parent = match self.inode(parent) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        match self.do_lookup(&parent, name) {
+            Ok((_, attr)) => reply.entry(&self.settings.ttl, &attr, Generation(0)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                // A negative entry: the kernel remembers the miss for the TTL, which
+                // spares compilers' include-path probes a round trip each.
+                let mut attr = self.attr(0, &zero_stat());
+                attr.ino = INodeNo(0);
+                reply.entry(&self.settings.ttl, &attr, Generation(0));
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.table.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let inode = match self.inode(ino) {
+            Ok(i) => i,
+            Err(e) => return reply.error(e),
+        };
+        match sys::fstat(inode.fd()) {
+            Ok(st) => reply.attr(&self.settings.ttl, &self.attr_of_node(ino.0, &st)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let inode = match self.inode(ino) {
+            Ok(i) => i,
+            Err(e) => return reply.error(e),
+        };
+        let _caller = AsCaller::new(self, req);
+        let result = (|| -> io::Result<()> {
+            if let Some(mode) = mode {
+                match fh {
+                    Some(fh) => sys::fchmod(fd_of(fh), mode & 0o7777)?,
+                    None => sys::chmod_path(inode.fd(), mode & 0o7777)?,
+                }
+            }
+            if uid.is_some() || gid.is_some() {
+                sys::fchownat(inode.fd(), uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))?;
+            }
+            if let Some(size) = size {
+                match fh {
+                    Some(fh) => sys::ftruncate(fd_of(fh), size)?,
+                    None => sys::truncate_path(inode.fd(), size)?,
+                }
+            }
+            if atime.is_some() || mtime.is_some() {
+                sys::utimens(inode.fd(), &[timespec(atime), timespec(mtime)])?;
+            }
+            Ok(())
+        })();
+        match result.and_then(|()| sys::fstat(inode.fd())) {
+            Ok(st) => reply.attr(&self.settings.ttl, &self.attr_of_node(ino.0, &st)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.inode(ino) {
+            Ok(inode) => match sys::readlink(inode.fd()) {
+                Ok(target) => reply.data(&target),
+                Err(e) => reply.error(errno(&e)),
+            },
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let parent = match self.inode(parent) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let made = {
+            let _caller = AsCaller::new(self, req);
+            sys::component(name)
+                .and_then(|n| sys::mknodat(parent.fd(), &n, mode, u64::from(rdev)))
+        };
+        match made {
+            Ok(()) => self.reply_lookup(&parent, name, reply),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let parent = match self.inode(parent) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let made = {
+            let _caller = AsCaller::new(self, req);
+            sys::component(name).and_then(|n| sys::mkdirat(parent.fd(), &n, mode))
+        };
+        match made {
+            Ok(()) => self.reply_lookup(&parent, name, reply),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let parent = match self.inode(parent) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        match sys::component(name).and_then(|n| sys::unlinkat(parent.fd(), &n, 0)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let parent = match self.inode(parent) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        match sys::component(name).and_then(|n| sys::unlinkat(parent.fd(), &n, libc::AT_REMOVEDIR))
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let parent = match self.inode(parent) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let made = {
+            let _caller = AsCaller::new(self, req);
+            let target = CString::new(target.as_os_str().as_bytes())
+                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+            target.and_then(|t| {
+                sys::component(link_name).and_then(|n| sys::symlinkat(&t, parent.fd(), &n))
+            })
+        };
+        match made {
+            Ok(()) => self.reply_lookup(&parent, link_name, reply),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let (parent, newparent) = match (self.inode(parent), self.inode(newparent)) {
+            (Ok(p), Ok(n)) => (p, n),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+        };
+        let result = sys::component(name).and_then(|old| {
+            sys::component(newname).and_then(|new| {
+                sys::renameat2(parent.fd(), &old, newparent.fd(), &new, flags.bits())
+            })
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let (inode, newparent) = match (self.inode(ino), self.inode(newparent)) {
+            (Ok(i), Ok(n)) => (i, n),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+        };
+        match sys::component(newname).and_then(|n| sys::link(inode.fd(), newparent.fd(), &n)) {
+            Ok(()) => self.reply_lookup(&newparent, newname, reply),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let inode = match self.inode(ino) {
+            Ok(i) => i,
+            Err(e) => return reply.error(e),
+        };
+        let opened = {
+            let _caller = AsCaller::new(self, req);
+            sys::reopen(inode.fd(), flags.0)
+        };
+        let fd = match opened {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let (fh, fopen, backing) = self.handle_for(&inode, fd, flags.0, |fd| reply.open_backing(fd));
+        match backing {
+            Some(id) => reply.opened_passthrough(fh, fopen, &id),
+            None => reply.opened(fh, fopen),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        READ_BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            if buf.len() < size as usize {
+                buf.resize(size as usize, 0);
+            }
+            match sys::pread(fd_of(fh), &mut buf[..size as usize], offset) {
+                Ok(n) => reply.data(&buf[..n]),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match sys::pwrite(fd_of(fh), data, offset) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Closing a duplicate reports what closing the file would (write-back errors
+        // on filesystems that delay them) without giving up the handle.
+        // SAFETY: `dup` of a descriptor this handle owns; the copy is closed at once.
+        let dup = unsafe { libc::dup(fd_of(fh)) };
+        if dup < 0 {
+            return reply.error(errno(&io::Error::last_os_error()));
+        }
+        // SAFETY: `dup` is a descriptor created just above and owned by nobody else.
+        match unsafe { libc::close(dup) } {
+            0 => reply.ok(),
+            _ => reply.error(errno(&io::Error::last_os_error())),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        sys::close(fd_of(fh));
+        if fh.0 & PASSTHROUGH_BIT != 0 {
+            if let Ok(inode) = self.inode(ino) {
+                self.release_backing(&inode);
+            }
+        }
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match sys::fsync(fd_of(fh), datasync) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let inode = match self.inode(ino) {
+            Ok(i) => i,
+            Err(e) => return reply.error(e),
+        };
+        match self.list(inode) {
+            Ok(listing) => {
+                let fh = self.next_dir.fetch_add(1, Ordering::Relaxed);
+                self.dirs
+                    .lock()
+                    .expect("dir handles poisoned")
+                    .insert(fh, Arc::new(listing));
+                reply.opened(FileHandle(fh), FopenFlags::empty());
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let listing = match self.listing(fh) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
+        for (i, e) in listing.entries.iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(e.ino), i as u64 + 1, e.kind, &e.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let listing = match self.listing(fh) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
+        let ttl = self.settings.ttl;
+        for (i, e) in listing.entries.iter().enumerate().skip(offset as usize) {
+            let next = i as u64 + 1;
+            if e.name == "." || e.name == ".." {
+                // The kernel takes no reference for these; they only carry a d_ino.
+                let mut attr = self.attr(e.ino, &zero_stat());
+                attr.kind = FileType::Directory;
+                if reply.add(INodeNo(e.ino), next, &e.name, &ttl, &attr, Generation(0)) {
+                    break;
+                }
+                continue;
+            }
+            let Ok((id, attr)) = self.do_lookup(&listing.dir, &e.name) else {
+                // Removed since opendir: leave it out, as a fresh listing would.
+                continue;
+            };
+            if reply.add(INodeNo(id), next, &e.name, &ttl, &attr, Generation(0)) {
+                self.table.forget(id, 1);
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.dirs
+            .lock()
+            .expect("dir handles poisoned")
+            .remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let listing = match self.listing(fh) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
+        let result = sys::openat(
+            listing.dir.fd(),
+            c".",
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )
+        .and_then(|fd| sys::fsync(fd.as_raw_fd(), datasync));
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        let inode = match self.inode(ino) {
+            Ok(i) => i,
+            Err(e) => return reply.error(e),
+        };
+        match sys::fstatvfs(inode.fd()) {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                s.f_namemax as u32,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let result = self.inode(ino).map_err(io_of).and_then(|inode| {
+            let name = c_name(name)?;
+            sys::setxattr(inode.fd(), &name, value, flags)
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let result = self.inode(ino).map_err(io_of).and_then(|inode| {
+            let name = c_name(name)?;
+            let mut buf = vec![0u8; size as usize];
+            let n = sys::getxattr(inode.fd(), &name, &mut buf)?;
+            buf.truncate(n);
+            Ok((n, buf))
+        });
+        reply_xattr(result, size, reply);
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let result = self.inode(ino).map_err(io_of).and_then(|inode| {
+            let mut buf = vec![0u8; size as usize];
+            let n = sys::listxattr(inode.fd(), &mut buf)?;
+            buf.truncate(n);
+            Ok((n, buf))
+        });
+        reply_xattr(result, size, reply);
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let result = self.inode(ino).map_err(io_of).and_then(|inode| {
+            let name = c_name(name)?;
+            sys::removexattr(inode.fd(), &name)
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let inode = match self.inode(ino) {
+            Ok(i) => i,
+            Err(e) => return reply.error(e),
+        };
+        let _caller = AsCaller::new(self, req);
+        match sys::faccessat(inode.fd(), mask.bits()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let parent = match self.inode(parent) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let created = {
+            let _caller = AsCaller::new(self, req);
+            sys::component(name).and_then(|n| {
+                let flags = (flags | libc::O_CREAT | libc::O_CLOEXEC) & !libc::O_NOFOLLOW;
+                sys::openat(parent.fd(), &n, flags, mode)
+            })
+        };
+        let fd = match created {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let (id, attr) = match self.do_lookup(&parent, name) {
+            Ok(found) => found,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let Some(inode) = self.table.get(id) else {
+            return reply.error(Errno::ESTALE);
+        };
+        let (fh, fopen, backing) = self.handle_for(&inode, fd, flags, |fd| reply.open_backing(fd));
+        let ttl = self.settings.ttl;
+        match backing {
+            Some(b) => reply.created_passthrough(&ttl, &attr, Generation(0), fh, fopen, &b),
+            None => reply.created(&ttl, &attr, Generation(0), fh, fopen),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        match sys::fallocate(fd_of(fh), mode, offset, length) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        match sys::lseek(fd_of(fh), offset, whence) {
+            Ok(pos) => reply.offset(pos),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+}
+
+fn io_of(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.code())
+}
+
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn reply_xattr(result: io::Result<(usize, Vec<u8>)>, size: u32, reply: ReplyXattr) {
+    match result {
+        Ok((n, _)) if size == 0 => reply.size(n as u32),
+        Ok((_, data)) => reply.data(&data),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+fn zero_stat() -> libc::stat {
+    // SAFETY: `struct stat` is plain old data for which all-zero bytes are valid.
+    unsafe { std::mem::zeroed() }
+}

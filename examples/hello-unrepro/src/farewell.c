@@ -1,0 +1,4 @@
+const char *farewell(void)
+{
+	return "Goodbye!";
+}

@@ -1,0 +1,4 @@
+const char *weather(void)
+{
+	return "It is sunny.";
+}
