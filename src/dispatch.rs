@@ -4,7 +4,7 @@
 //! only as [`Event`]s: it never prints.
 
 use crate::artifacts::{self, Collected};
-use crate::config::Artifacts;
+use crate::config::{Artifacts, Config};
 use crate::plan::{ORDER_PROBE_DIR, ORDER_PROBE_ENTRIES, Plan};
 use crate::sandbox::PARENT_PID_ENV;
 use crate::sandbox::probe::{Observations, ProbeResult};
@@ -49,6 +49,8 @@ pub enum Event {
         timed_out: bool,
         duration: Duration,
     },
+    /// The attribution search is about to build with these variations.
+    Testing(Set),
     Warning(String),
 }
 
@@ -83,6 +85,7 @@ impl BuildResult {
 }
 
 pub struct Dispatcher {
+    pub config: Config,
     pub plan: Arc<Plan>,
     pub artifacts: Artifacts,
     pub source_root: PathBuf,
@@ -93,6 +96,10 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     async fn cancelled(&self) {
         let mut c = self.cancel.clone();
         let _ = c.wait_for(|v| *v).await;

@@ -15,11 +15,13 @@
 //! an exit code with [`exit`].
 
 pub mod artifacts;
+pub mod attribute;
 pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod dispatch;
 pub mod exit;
+pub mod explain;
 pub mod host;
 pub mod plan;
 pub mod report;

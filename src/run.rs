@@ -1,19 +1,25 @@
 //! One run of vary-build, start to end: plan, build, verify, compare, report. Owns the run
 //! directory, so every workspace is removed however the run ends.
 
+use crate::attribute::{Culprit, Diff, Search};
 use crate::compare::{self, Limits};
 use crate::config::Config;
 use crate::dispatch::{BuildResult, DispatchError, Dispatcher, Event};
+use crate::explain;
 use crate::host::Host;
 use crate::plan::{Plan, PlanError};
+use crate::report::AttributionReport;
 use crate::report::{
     ArtifactReport, ArtifactStatus, BuildReport, Report, SCHEMA, VariationReport, VariationStatus,
 };
 use crate::variation::{Kind, Set};
 use crate::verify;
+use crate::workspace;
 use crate::workspace::{RunDir, WorkspaceError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use thiserror::Error;
 use tokio::sync::{Semaphore, mpsc, watch};
 
@@ -27,6 +33,8 @@ pub enum RunError {
     Dispatch(DispatchError),
     #[error("interrupted")]
     Interrupted,
+    #[error("attribution stopped: {0}")]
+    Attribution(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -76,6 +84,7 @@ fn base_report(config: &Config, plan: Option<&Plan>) -> Report {
         variations: plan.map_or_else(Vec::new, variation_reports),
         artifacts: vec![],
         builds: vec![],
+        attribution: None,
         warnings: vec![],
         error: None,
     }
@@ -97,6 +106,7 @@ fn variation_reports(plan: &Plan) -> Vec<VariationReport> {
             reason: v.unavailable.clone(),
             observed_control: None,
             observed_experiment: None,
+            caused_difference: None,
             fix: Kind::from_name(v.name)
                 .map(|k| k.entry().fix.clone())
                 .unwrap_or_default(),
@@ -138,6 +148,7 @@ pub async fn run(
     }
 
     let dispatcher = Dispatcher {
+        config: config.clone(),
         plan: plan.clone(),
         artifacts: config.artifacts.clone(),
         source_root: config.source_root.clone(),
@@ -146,43 +157,171 @@ pub async fn run(
         events: events.clone(),
         cancel: cancel.clone(),
     };
-    let (control, experiment) = tokio::join!(
+    // The second control, built alongside, tells nondeterminism from variation.
+    let (control, control2, experiment) = tokio::join!(
         dispatcher.build("control", Set::EMPTY),
+        async {
+            match config.attribute {
+                true => Some(dispatcher.build("control-2", Set::EMPTY).await),
+                false => None,
+            }
+        },
         dispatcher.build("experiment", plan.varied)
     );
-    let builds = [control?, experiment?];
-    let outcome = conclude(&config, &plan, report, &builds);
+    let mut builds = vec![control?, experiment?];
+    if let Some(c2) = control2 {
+        builds.push(c2?);
+    }
+    let mut outcome = conclude(&config, &plan, report, &builds);
+    if config.attribute && !outcome.report.culprits.is_empty() {
+        let tries = attribute(&dispatcher, &plan, &builds, &mut outcome.report, &events).await?;
+        builds.extend(tries);
+    }
     if let Some(store) = &config.store_dir {
         store_results(store, &builds, &outcome.report)?;
     }
-    let mut outcome = outcome;
     keep_failed_logs(&config, &mut outcome, &builds);
     drop(run_dir);
     Ok(outcome)
 }
 
-fn conclude(
-    config: &Config,
+/// The artifacts whose hashes differ between two builds, or that only one has.
+fn differing(a: &BuildResult, b: &BuildResult) -> Diff {
+    let (x, y) = (&a.artifacts.artifacts, &b.artifacts.artifacts);
+    x.keys()
+        .chain(y.keys())
+        .filter(|p| x.get(*p).map(|a| &a.sha256) != y.get(*p).map(|a| &a.sha256))
+        .cloned()
+        .collect()
+}
+
+fn build_report(config: &Config, b: &BuildResult) -> BuildReport {
+    BuildReport {
+        name: b.name.clone(),
+        varied: b.varied.names().into_iter().map(String::from).collect(),
+        exit_code: b.exit_code,
+        timed_out: b.timed_out,
+        duration_s: b.duration.as_secs_f64(),
+        log: config
+            .store_dir
+            .as_ref()
+            .map(|s| s.join(&b.name).join("build.log").display().to_string()),
+    }
+}
+
+/// Finds the exact culprit sets for the artifacts that differ, and records them in `report`.
+/// Returns the extra builds it ran.
+async fn attribute(
+    dispatcher: &Dispatcher,
     plan: &Plan,
-    mut report: Report,
-    builds: &[BuildResult; 2],
-) -> Outcome {
-    let [control, experiment] = builds;
-    let mut diagnostics = Vec::new();
-    report.builds = builds
+    builds: &[BuildResult],
+    report: &mut Report,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Result<Vec<BuildResult>, RunError> {
+    let control = &builds[0];
+    let experiment = &builds[1];
+    let noise: Diff = report
+        .artifacts
         .iter()
-        .map(|b| BuildReport {
-            name: b.name.clone(),
-            varied: b.varied.names().into_iter().map(String::from).collect(),
-            exit_code: b.exit_code,
-            timed_out: b.timed_out,
-            duration_s: b.duration.as_secs_f64(),
-            log: config
-                .store_dir
-                .as_ref()
-                .map(|s| s.join(&b.name).join("build.log").display().to_string()),
-        })
+        .filter(|a| a.nondeterministic)
+        .map(|a| a.path.clone())
         .collect();
+    let full: Diff = differing(control, experiment)
+        .difference(&noise)
+        .cloned()
+        .collect();
+    let evidence = match (&control.probe, &experiment.probe) {
+        (Some(c), Some(e)) => {
+            let diffs: Vec<(&str, &compare::Difference)> = report
+                .artifacts
+                .iter()
+                .filter(|a| full.contains(&a.path))
+                .filter_map(|a| a.differences.as_ref().map(|d| (a.path.as_str(), d)))
+                .collect();
+            explain::find(&diffs, plan.varied, c, e)
+        }
+        _ => vec![],
+    };
+    let mut candidates: Vec<Kind> = Vec::new();
+    for e in &evidence {
+        let k = Kind::from_name(e.variation).expect("evidence names a kind");
+        if !candidates.contains(&k) {
+            candidates.push(k);
+        }
+    }
+    let tries = Mutex::new(Vec::new());
+    let counter = AtomicUsize::new(0);
+    let culprits = if plan.varied.len() == 1 {
+        vec![Culprit {
+            set: plan.varied,
+            artifacts: full.clone(),
+            from_sentinel: false,
+        }]
+    } else {
+        let search = Search::new(|set: Set| {
+            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+            let (tries, noise) = (&tries, &noise);
+            async move {
+                let _ = events.send(Event::Testing(set));
+                let b = dispatcher
+                    .build(&format!("try-{n:02}"), set)
+                    .await
+                    .map_err(Arc::new)?;
+                let mut d: Diff = differing(control, &b).difference(noise).cloned().collect();
+                if !b.succeeded() {
+                    // A build that breaks under some variations has changed its output too.
+                    d.insert(format!("(the build failed: see {})", b.name));
+                }
+                let _ = workspace::remove_tree(&b.dir.join("ws"));
+                tries.lock().expect("tries lock").push(b);
+                Ok::<Diff, Arc<DispatchError>>(d)
+            }
+        });
+        search
+            .run(plan.varied, full.clone(), &candidates)
+            .await
+            .map_err(|e| match *e {
+                DispatchError::Interrupted => RunError::Interrupted,
+                _ => RunError::Attribution(e.to_string()),
+            })?
+    };
+    let tries = tries.into_inner().expect("tries lock");
+    report.culprits = culprits
+        .iter()
+        .map(|c| c.set.names().into_iter().map(String::from).collect())
+        .collect();
+    for a in report.artifacts.iter_mut() {
+        a.culprits = culprits
+            .iter()
+            .filter(|c| c.artifacts.contains(&a.path))
+            .map(|c| c.set.names().into_iter().map(String::from).collect())
+            .collect();
+    }
+    let in_some = culprits.iter().fold(Set::EMPTY, |acc, c| acc.union(c.set));
+    for v in report.variations.iter_mut() {
+        if v.status == VariationStatus::Varied {
+            v.caused_difference = Kind::from_name(v.name).map(|k| in_some.contains(k));
+        }
+    }
+    let explained: Diff = culprits
+        .iter()
+        .flat_map(|c| c.artifacts.iter().cloned())
+        .collect();
+    report.attribution = Some(AttributionReport {
+        extra_builds: tries.len(),
+        evidence,
+        unexplained: full.difference(&explained).cloned().collect(),
+    });
+    report
+        .builds
+        .extend(tries.iter().map(|b| build_report(dispatcher.config(), b)));
+    Ok(tries)
+}
+
+fn conclude(config: &Config, plan: &Plan, mut report: Report, builds: &[BuildResult]) -> Outcome {
+    let (control, experiment) = (&builds[0], &builds[1]);
+    let mut diagnostics = Vec::new();
+    report.builds = builds.iter().map(|b| build_report(config, b)).collect();
 
     let failed: Vec<&BuildResult> = builds.iter().filter(|b| !b.succeeded()).collect();
     if !failed.is_empty() {
@@ -260,6 +399,13 @@ fn conclude(
     }
 
     report.artifacts = compare_artifacts(control, experiment);
+    if let Some(control2) = builds.get(2) {
+        let noise = differing(control, control2);
+        for a in report.artifacts.iter_mut() {
+            a.nondeterministic = noise.contains(&a.path);
+        }
+        report.nondeterministic = !noise.is_empty();
+    }
     for (i, n) in config.artifacts.patterns.iter().enumerate() {
         let c = control
             .artifacts
@@ -292,7 +438,13 @@ fn conclude(
         .artifacts
         .iter()
         .all(|a| a.status == ArtifactStatus::Identical);
-    if !report.reproducible {
+    // Without attribution, the whole varied set is the (coarse) culprit; attribution
+    // replaces it with the exact sets.
+    let varied_differs = report
+        .artifacts
+        .iter()
+        .any(|a| a.status != ArtifactStatus::Identical && !a.nondeterministic);
+    if varied_differs && !plan.varied.is_empty() {
         report.culprits = vec![plan.varied.names().into_iter().map(String::from).collect()];
     }
     let verdict = if !ineffective.is_empty() && !config.allow_unavailable {
@@ -354,6 +506,8 @@ fn compare_artifacts(control: &BuildResult, experiment: &BuildResult) -> Vec<Art
                 status,
                 control_sha256: ca.map(|a| a.sha256.clone()),
                 experiment_sha256: ea.map(|a| a.sha256.clone()),
+                nondeterministic: false,
+                culprits: vec![],
                 differences,
             }
         })

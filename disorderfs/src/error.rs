@@ -7,7 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The directory to mirror is missing or not a directory.
-    #[error("root directory {path} does not exist or is not a directory: pass an existing directory to mirror")]
+    #[error(
+        "root directory {path} does not exist or is not a directory: pass an existing directory to mirror"
+    )]
     RootMissing {
         /// The root that was asked for.
         path: PathBuf,
@@ -19,7 +21,9 @@ pub enum Error {
         path: PathBuf,
     },
     /// The mount point has entries that the mount would hide.
-    #[error("mount point {path} is not empty: mount on an empty directory (its contents would be hidden)")]
+    #[error(
+        "mount point {path} is not empty: mount on an empty directory (its contents would be hidden)"
+    )]
     MountpointNotEmpty {
         /// The mount point that was asked for.
         path: PathBuf,
@@ -33,13 +37,19 @@ pub enum Error {
         mountpoint: PathBuf,
     },
     /// There is no FUSE device.
-    #[error("/dev/fuse does not exist: load the fuse kernel module (modprobe fuse) or give the container the device (--device /dev/fuse)")]
+    #[error(
+        "/dev/fuse does not exist: load the fuse kernel module (modprobe fuse) or give the container the device (--device /dev/fuse)"
+    )]
     NoFuseDevice,
     /// The FUSE device exists but this user may not open it.
-    #[error("permission denied opening /dev/fuse: make it world read-writable (chmod 666 /dev/fuse, as the fuse3 package's udev rule does) or run as root")]
+    #[error(
+        "permission denied opening /dev/fuse: make it world read-writable (chmod 666 /dev/fuse, as the fuse3 package's udev rule does) or run as root"
+    )]
     FuseDeviceDenied,
     /// The kernel (and `fusermount3`, where it was tried) refused the mount.
-    #[error("could not mount disorderfs on {mountpoint}: {source}; as an unprivileged user install fuse3 (for fusermount3) or run inside a user and mount namespace")]
+    #[error(
+        "could not mount disorderfs on {mountpoint}: {source}; as an unprivileged user install fuse3 (for fusermount3) or run inside a user and mount namespace"
+    )]
     Mount {
         /// The mount point.
         mountpoint: PathBuf,
@@ -47,7 +57,9 @@ pub enum Error {
         source: io::Error,
     },
     /// Unmounting failed.
-    #[error("could not unmount {mountpoint}: {source}; unmount it by hand with `fusermount3 -u {mountpoint}` or `umount -l {mountpoint}`")]
+    #[error(
+        "could not unmount {mountpoint}: {source}; unmount it by hand with `fusermount3 -u {mountpoint}` or `umount -l {mountpoint}`"
+    )]
     Unmount {
         /// The mount point.
         mountpoint: PathBuf,

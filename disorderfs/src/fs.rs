@@ -62,6 +62,7 @@ pub(crate) struct Settings {
     pub multi_user: bool,
     pub ttl: Duration,
     pub passthrough: bool,
+    pub no_open: bool,
 }
 
 /// One opened directory: its listing, fixed and ordered at `opendir`.
@@ -124,6 +125,21 @@ fn kind_of_dtype(d_type: u8) -> Option<FileType> {
         libc::DT_REG => FileType::RegularFile,
         _ => return None,
     })
+}
+
+/// A descriptor to do I/O with, kept alive for the duration of one request.
+enum IoFd {
+    Handle(i32),
+    Owned(OwnedFd),
+}
+
+impl IoFd {
+    fn raw(&self) -> i32 {
+        match self {
+            IoFd::Handle(fd) => *fd,
+            IoFd::Owned(fd) => fd.as_raw_fd(),
+        }
+    }
 }
 
 fn fd_of(fh: FileHandle) -> i32 {
@@ -261,8 +277,7 @@ impl DisorderFs {
                     let Ok(cname) = CString::new(e.name.clone()) else {
                         continue;
                     };
-                    match sys::open_path(dir.fd(), &cname).and_then(|fd| sys::fstat(fd.as_fd()))
-                    {
+                    match sys::open_path(dir.fd(), &cname).and_then(|fd| sys::fstat(fd.as_fd())) {
                         Ok(st) => kind_of_mode(st.st_mode),
                         Err(_) => continue,
                     }
@@ -318,10 +333,32 @@ impl DisorderFs {
             };
             if let Some(id) = shared {
                 let fh = fd.into_raw_fd() as u64 | PASSTHROUGH_BIT;
-                return (FileHandle(fh), fopen & !FopenFlags::FOPEN_KEEP_CACHE, Some(id));
+                return (
+                    FileHandle(fh),
+                    fopen & !FopenFlags::FOPEN_KEEP_CACHE,
+                    Some(id),
+                );
             }
         }
         (FileHandle(fd.into_raw_fd() as u64), fopen, None)
+    }
+
+    /// The descriptor to do I/O with: the handle's own, or in no-open mode (where the
+    /// kernel sends handle 0) a descriptor of the inode opened for this request only.
+    /// Opening per request costs a syscall but only on page-cache misses, and keeps
+    /// the daemon at one descriptor per cached inode, however many files a build reads.
+    fn io_fd(&self, ino: INodeNo, fh: FileHandle, write: bool) -> Result<IoFd, Errno> {
+        if !self.settings.no_open {
+            return Ok(IoFd::Handle(fd_of(fh)));
+        }
+        let inode = self.inode(ino)?;
+        let opened = if write {
+            sys::reopen(inode.fd(), libc::O_RDWR)
+                .or_else(|_| sys::reopen(inode.fd(), libc::O_WRONLY))
+        } else {
+            sys::reopen(inode.fd(), libc::O_RDONLY)
+        };
+        opened.map(IoFd::Owned).map_err(|e| errno(&e))
     }
 
     fn release_backing(&self, inode: &Inode) {
@@ -446,6 +483,7 @@ impl Filesystem for DisorderFs {
             Err(e) => return reply.error(e),
         };
         let _caller = AsCaller::new(self, req);
+        let fh = fh.filter(|_| !self.settings.no_open);
         let result = (|| -> io::Result<()> {
             if let Some(mode) = mode {
                 match fh {
@@ -499,8 +537,7 @@ impl Filesystem for DisorderFs {
         };
         let made = {
             let _caller = AsCaller::new(self, req);
-            sys::component(name)
-                .and_then(|n| sys::mknodat(parent.fd(), &n, mode, u64::from(rdev)))
+            sys::component(name).and_then(|n| sys::mknodat(parent.fd(), &n, mode, u64::from(rdev)))
         };
         match made {
             Ok(()) => self.reply_lookup(&parent, name, reply),
@@ -624,6 +661,11 @@ impl Filesystem for DisorderFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.settings.no_open {
+            // Tells the kernel to stop sending opens and releases at all: files then
+            // cost no round trip to open or close, and stay in the page cache.
+            return reply.error(Errno::ENOSYS);
+        }
         let inode = match self.inode(ino) {
             Ok(i) => i,
             Err(e) => return reply.error(e),
@@ -636,7 +678,8 @@ impl Filesystem for DisorderFs {
             Ok(fd) => fd,
             Err(e) => return reply.error(errno(&e)),
         };
-        let (fh, fopen, backing) = self.handle_for(&inode, fd, flags.0, |fd| reply.open_backing(fd));
+        let (fh, fopen, backing) =
+            self.handle_for(&inode, fd, flags.0, |fd| reply.open_backing(fd));
         match backing {
             Some(id) => reply.opened_passthrough(fh, fopen, &id),
             None => reply.opened(fh, fopen),
@@ -646,7 +689,7 @@ impl Filesystem for DisorderFs {
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -654,12 +697,16 @@ impl Filesystem for DisorderFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let fd = match self.io_fd(ino, fh, false) {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(e),
+        };
         READ_BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
             if buf.len() < size as usize {
                 buf.resize(size as usize, 0);
             }
-            match sys::pread(fd_of(fh), &mut buf[..size as usize], offset) {
+            match sys::pread(fd.raw(), &mut buf[..size as usize], offset) {
                 Ok(n) => reply.data(&buf[..n]),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -669,7 +716,7 @@ impl Filesystem for DisorderFs {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -678,7 +725,11 @@ impl Filesystem for DisorderFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match sys::pwrite(fd_of(fh), data, offset) {
+        let fd = match self.io_fd(ino, fh, true) {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(e),
+        };
+        match sys::pwrite(fd.raw(), data, offset) {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(&e)),
         }
@@ -692,6 +743,11 @@ impl Filesystem for DisorderFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        if self.settings.no_open {
+            // Writes are synchronous, so a close has nothing to report: ENOSYS tells
+            // the kernel to stop sending flushes.
+            return reply.error(Errno::ENOSYS);
+        }
         // Closing a duplicate reports what closing the file would (write-back errors
         // on filesystems that delay them) without giving up the handle.
         // SAFETY: `dup` of a descriptor this handle owns; the copy is closed at once.
@@ -716,6 +772,10 @@ impl Filesystem for DisorderFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if self.settings.no_open {
+            // Only created files get here, with handle 0: their descriptor is the inode's.
+            return reply.ok();
+        }
         sys::close(fd_of(fh));
         if fh.0 & PASSTHROUGH_BIT != 0 {
             if let Ok(inode) = self.inode(ino) {
@@ -728,12 +788,16 @@ impl Filesystem for DisorderFs {
     fn fsync(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match sys::fsync(fd_of(fh), datasync) {
+        let fd = match self.io_fd(ino, fh, false) {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(e),
+        };
+        match sys::fsync(fd.raw(), datasync) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -969,8 +1033,20 @@ impl Filesystem for DisorderFs {
         let Some(inode) = self.table.get(id) else {
             return reply.error(Errno::ESTALE);
         };
-        let (fh, fopen, backing) = self.handle_for(&inode, fd, flags, |fd| reply.open_backing(fd));
         let ttl = self.settings.ttl;
+        if self.settings.no_open {
+            // I/O opens the inode per request (see `io_fd`); this descriptor's flags
+            // (O_APPEND, say) must not be reused for other writers anyway.
+            drop(fd);
+            return reply.created(
+                &ttl,
+                &attr,
+                Generation(0),
+                FileHandle(0),
+                FopenFlags::FOPEN_KEEP_CACHE,
+            );
+        }
+        let (fh, fopen, backing) = self.handle_for(&inode, fd, flags, |fd| reply.open_backing(fd));
         match backing {
             Some(b) => reply.created_passthrough(&ttl, &attr, Generation(0), fh, fopen, &b),
             None => reply.created(&ttl, &attr, Generation(0), fh, fopen),
@@ -980,14 +1056,18 @@ impl Filesystem for DisorderFs {
     fn fallocate(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         length: u64,
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        match sys::fallocate(fd_of(fh), mode, offset, length) {
+        let fd = match self.io_fd(ino, fh, true) {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(e),
+        };
+        match sys::fallocate(fd.raw(), mode, offset, length) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -996,13 +1076,17 @@ impl Filesystem for DisorderFs {
     fn lseek(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: i64,
         whence: i32,
         reply: ReplyLseek,
     ) {
-        match sys::lseek(fd_of(fh), offset, whence) {
+        let fd = match self.io_fd(ino, fh, false) {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(e),
+        };
+        match sys::lseek(fd.raw(), offset, whence) {
             Ok(pos) => reply.offset(pos),
             Err(e) => reply.error(errno(&e)),
         }

@@ -107,17 +107,17 @@ impl Table {
             return id;
         }
         let natural = key.1;
-        let id = if key.0 == self.root_dev && natural > ROOT_ID && !maps.by_id.contains_key(&natural)
-        {
-            natural
-        } else {
-            while maps.by_id.contains_key(&maps.next_alt) {
+        let id =
+            if key.0 == self.root_dev && natural > ROOT_ID && !maps.by_id.contains_key(&natural) {
+                natural
+            } else {
+                while maps.by_id.contains_key(&maps.next_alt) {
+                    maps.next_alt += 1;
+                }
+                let id = maps.next_alt;
                 maps.next_alt += 1;
-            }
-            let id = maps.next_alt;
-            maps.next_alt += 1;
-            id
-        };
+                id
+            };
         maps.by_key.insert(key, id);
         maps.by_id.insert(
             id,

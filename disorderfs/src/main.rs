@@ -61,6 +61,10 @@ struct Cli {
     /// Use kernel FUSE passthrough for open files when permitted (root, initial namespace).
     #[arg(long, value_name = "yes|no", value_parser = yes_no, action = clap::ArgAction::Set, default_value = "yes")]
     passthrough: bool,
+    /// Let the kernel open and close files without asking the daemon (fastest for many
+    /// small files); `no` opens each file, which allows passthrough.
+    #[arg(long, value_name = "yes|no", value_parser = yes_no, action = clap::ArgAction::Set, default_value = "yes")]
+    no_open: bool,
     /// Seconds the kernel may cache names and attributes.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     cache_timeout: f64,
@@ -107,6 +111,7 @@ impl Cli {
             cache_ttl: Duration::from_secs_f64(self.cache_timeout),
             threads: if self.single_thread { 1 } else { 2 },
             passthrough: self.passthrough,
+            no_open: self.no_open,
             mount_options: self.options.clone(),
             ..Options::default()
         })
@@ -152,7 +157,8 @@ fn daemonize() -> Result<Option<OwnedFd>> {
         bail!("creating a pipe: {}", std::io::Error::last_os_error());
     }
     // SAFETY: pipe2 succeeded, so both descriptors are ours alone.
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: the process is single-threaded here (nothing is mounted or spawned yet).
     match unsafe { libc::fork() } {
         -1 => bail!("fork: {}", std::io::Error::last_os_error()),
@@ -180,7 +186,11 @@ fn daemonize() -> Result<Option<OwnedFd>> {
 
 /// Points stdin, stdout and stderr at /dev/null, as a daemon should.
 fn detach_stdio() {
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
         use std::os::fd::AsRawFd;
         for fd in 0..3 {
             // SAFETY: dup2 onto the standard descriptors, which this process owns.

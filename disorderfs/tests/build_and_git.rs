@@ -11,7 +11,10 @@ use common::Fixture;
 use disorderfs::{Options, Order};
 
 fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn run(dir: &Path, cmd: &str, args: &[&str]) -> String {
@@ -41,9 +44,21 @@ fn run(dir: &Path, cmd: &str, args: &[&str]) -> String {
 fn write_c_project(dir: &Path) {
     fs::create_dir_all(dir.join("src")).unwrap();
     fs::create_dir_all(dir.join("include")).unwrap();
-    fs::write(dir.join("include/util.h"), "int add(int, int);\nint mul(int, int);\n").unwrap();
-    fs::write(dir.join("src/add.c"), "#include \"util.h\"\nint add(int a, int b) { return a + b; }\n").unwrap();
-    fs::write(dir.join("src/mul.c"), "#include \"util.h\"\nint mul(int a, int b) { return a * b; }\n").unwrap();
+    fs::write(
+        dir.join("include/util.h"),
+        "int add(int, int);\nint mul(int, int);\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("src/add.c"),
+        "#include \"util.h\"\nint add(int a, int b) { return a + b; }\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("src/mul.c"),
+        "#include \"util.h\"\nint mul(int a, int b) { return a * b; }\n",
+    )
+    .unwrap();
     fs::write(
         dir.join("src/main.c"),
         "#include <stdio.h>\n#include \"util.h\"\nint main(void) { printf(\"%d %d\\n\", add(2, 3), mul(4, 5)); return 0; }\n",
@@ -67,7 +82,13 @@ fn c_project_builds_the_same_through_the_mount() {
     run(native.path(), "make", &["-j2"]);
     let native_out = run(native.path(), "./prog", &[]);
 
-    let fx = Fixture::new(&Options { order: Order::Shuffle { seed: 3 }, ..Options::default() }, write_c_project);
+    let fx = Fixture::new(
+        &Options {
+            order: Order::Shuffle { seed: 3 },
+            ..Options::default()
+        },
+        write_c_project,
+    );
     run(&fx.mnt, "make", &["-j2"]);
     let mounted_out = run(&fx.mnt, "./prog", &[]);
     assert_eq!(native_out, "5 20\n");
@@ -92,7 +113,11 @@ fn git_session(dir: &Path) -> (String, String, String) {
     run(dir, "git", &["init", "-q", "-b", "main"]);
     run(dir, "git", &["add", "-A"]);
     run(dir, "git", &["commit", "-q", "-m", "first"]);
-    fs::write(dir.join("src/add.c"), "int add(int a, int b) { return b + a; }\n").unwrap();
+    fs::write(
+        dir.join("src/add.c"),
+        "int add(int a, int b) { return b + a; }\n",
+    )
+    .unwrap();
     fs::rename(dir.join("src/mul.c"), dir.join("src/times.c")).unwrap();
     run(dir, "git", &["add", "-A"]);
     run(dir, "git", &["commit", "-q", "-m", "second"]);
@@ -112,9 +137,18 @@ fn git_init_add_commit_match_native() {
     }
     let native = tempfile::tempdir().unwrap();
     let native_result = git_session(native.path());
-    let fx = Fixture::new(&Options { order: Order::Shuffle { seed: 11 }, ..Options::default() }, |_| {});
+    let fx = Fixture::new(
+        &Options {
+            order: Order::Shuffle { seed: 11 },
+            ..Options::default()
+        },
+        |_| {},
+    );
     let mounted_result = git_session(&fx.mnt);
     assert!(native_result.0.contains("src/times.c"));
-    assert_eq!(mounted_result, native_result, "ls-files, HEAD and status must match");
+    assert_eq!(
+        mounted_result, native_result,
+        "ls-files, HEAD and status must match"
+    );
     fx.unmount();
 }

@@ -17,7 +17,10 @@ use disorderfs::order::order_entries;
 const BIN: &str = env!("CARGO_BIN_EXE_disorderfs");
 
 fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
-    let tmp = tempfile::Builder::new().prefix("disorderfs-cli").tempdir().unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("disorderfs-cli")
+        .tempdir()
+        .unwrap();
     let root = tmp.path().join("root");
     let mnt = tmp.path().join("mnt");
     fs::create_dir(&root).unwrap();
@@ -38,7 +41,11 @@ struct Unmount<'a>(&'a Path);
 impl Drop for Unmount<'_> {
     fn drop(&mut self) {
         if is_mount_point(self.0) {
-            let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(self.0).status();
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(self.0)
+                .status();
         }
     }
 }
@@ -74,17 +81,33 @@ fn listed(dir: &Path) -> Vec<String> {
 #[test]
 fn missing_root_is_a_clear_error() {
     let (tmp, _root, mnt) = dirs();
-    let out = Command::new(BIN).arg(tmp.path().join("nope")).arg(&mnt).output().unwrap();
+    let out = Command::new(BIN)
+        .arg(tmp.path().join("nope"))
+        .arg(&mnt)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(stderr_of(&out).contains("does not exist or is not a directory"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("does not exist or is not a directory"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
 fn missing_mountpoint_is_a_clear_error() {
     let (tmp, root, _mnt) = dirs();
-    let out = Command::new(BIN).arg(&root).arg(tmp.path().join("nope")).output().unwrap();
+    let out = Command::new(BIN)
+        .arg(&root)
+        .arg(tmp.path().join("nope"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(stderr_of(&out).contains("mount point"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("mount point"),
+        "{}",
+        stderr_of(&out)
+    );
     assert!(stderr_of(&out).contains("mkdir"), "{}", stderr_of(&out));
 }
 
@@ -94,7 +117,11 @@ fn non_empty_mountpoint_is_a_clear_error() {
     fs::write(mnt.join("occupied"), b"").unwrap();
     let out = Command::new(BIN).arg(&root).arg(&mnt).output().unwrap();
     assert!(!out.status.success());
-    assert!(stderr_of(&out).contains("is not empty"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("is not empty"),
+        "{}",
+        stderr_of(&out)
+    );
     assert!(!is_mount_point(&mnt));
 }
 
@@ -109,9 +136,16 @@ fn missing_dev_fuse_is_a_clear_error() {
         root.display(),
         mnt.display()
     );
-    let out = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap();
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(stderr_of(&out).contains("/dev/fuse does not exist"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("/dev/fuse does not exist"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
@@ -119,22 +153,47 @@ fn background_mount_with_debian_options_then_fusermount_unmount() {
     let (_tmp, root, mnt) = dirs();
     let _guard = Unmount(&mnt);
     let out = Command::new(BIN)
-        .args(["--shuffle-dirents=yes", "--reverse-dirents=no", "--sort-dirents=no"])
-        .args(["--pad-blocks=3", "--multi-user=no", "--seed", "99", "-o", "noatime", "-q"])
+        .args([
+            "--shuffle-dirents=yes",
+            "--reverse-dirents=no",
+            "--sort-dirents=no",
+        ])
+        .args([
+            "--pad-blocks=3",
+            "--multi-user=no",
+            "--seed",
+            "99",
+            "-o",
+            "noatime",
+            "-q",
+        ])
         .arg(&root)
         .arg(&mnt)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).is_empty(), "-q prints nothing: {}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).is_empty(),
+        "-q prints nothing: {}",
+        stderr_of(&out)
+    );
     // The parent returned: the mount is live already.
     assert!(is_mount_point(&mnt));
     let mut expected: Vec<String> = (0..30).map(|i| format!("f{i}")).collect();
-    order_entries(&mut expected, |s| s.as_bytes(), Order::Shuffle { seed: 99 }, b"");
+    order_entries(
+        &mut expected,
+        |s| s.as_bytes(),
+        Order::Shuffle { seed: 99 },
+        b"",
+    );
     assert_eq!(listed(&mnt), expected);
     let native = fs::metadata(root.join("f1")).unwrap().blocks();
     assert_eq!(fs::metadata(mnt.join("f1")).unwrap().blocks(), native + 3);
-    let st = Command::new("fusermount3").arg("-u").arg(&mnt).status().unwrap();
+    let st = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&mnt)
+        .status()
+        .unwrap();
     assert!(st.success());
     wait_for_exit(mnt.to_str().unwrap());
     assert!(!is_mount_point(&mnt));
@@ -163,6 +222,10 @@ fn default_order_is_debians_reverse() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).contains("mounted on"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("mounted on"),
+        "{}",
+        stderr_of(&out)
+    );
     assert!(!is_mount_point(&mnt), "SIGTERM unmounts");
 }

@@ -26,7 +26,9 @@ fn readdir_twice(dir: &Path) -> (Vec<String>, Vec<String>) {
                 if ent.is_null() {
                     break;
                 }
-                let name = CStr::from_ptr((*ent).d_name.as_ptr()).to_string_lossy().into_owned();
+                let name = CStr::from_ptr((*ent).d_name.as_ptr())
+                    .to_string_lossy()
+                    .into_owned();
                 if name != "." && name != ".." {
                     names.push(name);
                 }
@@ -53,7 +55,10 @@ fn populate(root: &Path, n: usize) {
 
 fn order_of(root: &Path, order: Order, sub: &str) -> Vec<String> {
     let mnt = tempfile::tempdir().unwrap();
-    let opts = Options { order, ..Options::default() };
+    let opts = Options {
+        order,
+        ..Options::default()
+    };
     let m = disorderfs::mount(root, mnt.path(), &opts).expect("mount");
     let (names, _) = readdir_twice(&mnt.path().join(sub));
     m.unmount().expect("unmount");
@@ -63,9 +68,13 @@ fn order_of(root: &Path, order: Order, sub: &str) -> Vec<String> {
 #[test]
 fn big_directory_lists_each_entry_once_and_rewinds() {
     let n = 2000;
-    let fx = Fixture::new(&Options { order: Order::Shuffle { seed: 9 }, ..Options::default() }, |r| {
-        populate(r, n)
-    });
+    let fx = Fixture::new(
+        &Options {
+            order: Order::Shuffle { seed: 9 },
+            ..Options::default()
+        },
+        |r| populate(r, n),
+    );
     let (first, second) = readdir_twice(&fx.mnt);
     assert_eq!(first.len(), n + 1, "every entry (and sub) once");
     let unique: HashSet<_> = first.iter().collect();
@@ -78,7 +87,10 @@ fn big_directory_lists_each_entry_once_and_rewinds() {
     let mut sorted = first.clone();
     sorted.sort();
     assert_eq!(sorted, native);
-    assert_ne!(first, native, "2000 shuffled names should not come out sorted");
+    assert_ne!(
+        first, native,
+        "2000 shuffled names should not come out sorted"
+    );
     assert_eq!(first, second, "rewinddir replays the same order");
     // A second opendir of the same directory gives the same order too.
     assert_eq!(readdir_twice(&fx.mnt).0, first);
@@ -95,8 +107,14 @@ fn same_seed_replays_and_different_seed_differs() {
     assert_eq!(a, b);
     assert_ne!(a, c);
     let sub_a = order_of(tmp.path(), Order::Shuffle { seed: 1234 }, "sub");
-    assert_eq!(sub_a, order_of(tmp.path(), Order::Shuffle { seed: 1234 }, "sub"));
-    assert_ne!(sub_a, order_of(tmp.path(), Order::Shuffle { seed: 4321 }, "sub"));
+    assert_eq!(
+        sub_a,
+        order_of(tmp.path(), Order::Shuffle { seed: 1234 }, "sub")
+    );
+    assert_ne!(
+        sub_a,
+        order_of(tmp.path(), Order::Shuffle { seed: 4321 }, "sub")
+    );
 }
 
 #[test]
@@ -106,11 +124,18 @@ fn same_seed_replays_in_a_copy_of_the_tree() {
     populate(one.path(), 300);
     // Created in the opposite order, so the underlying order differs.
     for i in (0..300).rev() {
-        fs::write(two.path().join(format!("entry-with-a-longish-name-{i:05}")), b"").unwrap();
+        fs::write(
+            two.path().join(format!("entry-with-a-longish-name-{i:05}")),
+            b"",
+        )
+        .unwrap();
     }
     fs::create_dir(two.path().join("sub")).unwrap();
     let seed = Order::Shuffle { seed: 77 };
-    assert_eq!(order_of(one.path(), seed, ""), order_of(two.path(), seed, ""));
+    assert_eq!(
+        order_of(one.path(), seed, ""),
+        order_of(two.path(), seed, "")
+    );
 }
 
 #[test]
@@ -146,7 +171,11 @@ fn listing_is_fixed_for_an_open_handle_while_the_directory_changes() {
             if ent.is_null() {
                 break;
             }
-            names.push(CStr::from_ptr((*ent).d_name.as_ptr()).to_string_lossy().into_owned());
+            names.push(
+                CStr::from_ptr((*ent).d_name.as_ptr())
+                    .to_string_lossy()
+                    .into_owned(),
+            );
             i += 1;
             if i == 10 {
                 // Changing the directory mid-listing must not make entries repeat.

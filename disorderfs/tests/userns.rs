@@ -29,7 +29,12 @@ fn expected_order(root: &Path) -> Vec<String> {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    order_entries(&mut names, |s| s.as_bytes(), Order::Shuffle { seed: SEED }, b"");
+    order_entries(
+        &mut names,
+        |s| s.as_bytes(),
+        Order::Shuffle { seed: SEED },
+        b"",
+    );
     names
 }
 
@@ -55,9 +60,17 @@ fn namespace_child(root: &Path, mnt: &Path) -> i32 {
             std::ptr::null(),
         )
     };
-    assert_eq!(rc, 0, "making / private: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "making / private: {}",
+        std::io::Error::last_os_error()
+    );
 
-    let opts = Options { order: Order::Shuffle { seed: SEED }, ..Options::default() };
+    let opts = Options {
+        order: Order::Shuffle { seed: SEED },
+        ..Options::default()
+    };
     let m = match disorderfs::mount(root, mnt, &opts) {
         Ok(m) => m,
         Err(e) => {
@@ -74,7 +87,11 @@ fn namespace_child(root: &Path, mnt: &Path) -> i32 {
         .filter(|l| *l != "." && *l != "..")
         .map(String::from)
         .collect();
-    let owner = Command::new("stat").args(["-c", "%u"]).arg(mnt.join("file-0")).output().unwrap();
+    let owner = Command::new("stat")
+        .args(["-c", "%u"])
+        .arg(mnt.join("file-0"))
+        .output()
+        .unwrap();
     let owner = String::from_utf8(owner.stdout).unwrap();
     let expected = expected_order(root);
     fs::write(mnt.join("written-inside"), b"hi").unwrap();
@@ -125,7 +142,10 @@ fn userns_helper() {
     unsafe { libc::waitpid(pid, &mut status, 0) };
     assert!(libc::WIFEXITED(status), "child died: status {status}");
     assert_eq!(libc::WEXITSTATUS(status), 0, "child checks failed");
-    assert!(!common::is_mount_point(&mnt), "mount leaked into the parent namespace");
+    assert!(
+        !common::is_mount_point(&mnt),
+        "mount leaked into the parent namespace"
+    );
 }
 
 fn run_helper(as_user: Option<&str>) {
@@ -139,7 +159,13 @@ fn run_helper(as_user: Option<&str>) {
         None => Command::new(&exe),
     };
     let out = cmd
-        .args(["--ignored", "--exact", "userns_helper", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "userns_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("TMPDIR", "/tmp")
         .output()
         .unwrap();

@@ -21,6 +21,9 @@ pub fn render(r: &Report) -> String {
             (VariationStatus::Varied, None) => "varied".to_string(),
         };
         let _ = writeln!(s, "  {:<13} {state}", v.name);
+        if v.caused_difference == Some(false) {
+            let _ = writeln!(s, "      varied without effect on the output");
+        }
         if v.status == VariationStatus::Varied {
             let _ = writeln!(s, "      control:    {}", v.control);
             let _ = writeln!(s, "      experiment: {}", v.experiment);
@@ -73,20 +76,38 @@ pub fn answer(r: &Report) -> String {
     if r.reproducible {
         return "reproducible".to_string();
     }
-    let mut parts = Vec::new();
-    if r.nondeterministic {
-        parts.push("nondeterministic even with nothing varied".to_string());
-    }
+    let mut out = Vec::new();
     if !r.culprits.is_empty() {
         let sets: Vec<String> = r
             .culprits
             .iter()
             .map(|c| c.join(" together with "))
             .collect();
-        parts.push(format!("unreproducible when varying: {}", sets.join("; ")));
+        out.push(format!("unreproducible when varying: {}", sets.join("; ")));
+        for c in &r.culprits {
+            let arts: Vec<&str> = r
+                .artifacts
+                .iter()
+                .filter(|a| a.culprits.contains(c))
+                .map(|a| a.path.as_str())
+                .collect();
+            out.push(format!("  {}: {}", c.join(" + "), arts.join(", ")));
+        }
     }
-    if parts.is_empty() {
-        parts.push("unreproducible".to_string());
+    if r.nondeterministic {
+        let arts: Vec<&str> = r
+            .artifacts
+            .iter()
+            .filter(|a| a.nondeterministic)
+            .map(|a| a.path.as_str())
+            .collect();
+        out.push(format!(
+            "nondeterministic even with nothing varied: {}",
+            arts.join(", ")
+        ));
     }
-    parts.join("; ")
+    if out.is_empty() {
+        out.push("unreproducible".to_string());
+    }
+    out.join("\n")
 }

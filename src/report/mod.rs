@@ -25,6 +25,8 @@ pub struct Report {
     pub variations: Vec<VariationReport>,
     pub artifacts: Vec<ArtifactReport>,
     pub builds: Vec<BuildReport>,
+    /// How the culprits were found; null when no attribution ran.
+    pub attribution: Option<AttributionReport>,
     pub warnings: Vec<String>,
     /// Why the run could not reach a verdict, when it could not.
     pub error: Option<String>,
@@ -49,7 +51,18 @@ pub struct VariationReport {
     pub reason: Option<String>,
     pub observed_control: Option<String>,
     pub observed_experiment: Option<String>,
+    /// Whether it is in some culprit set; null when it was not varied or not attributed.
+    pub caused_difference: Option<bool>,
     pub fix: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttributionReport {
+    /// Builds run for the search, beyond control, control-2 and experiment.
+    pub extra_builds: usize,
+    pub evidence: Vec<crate::explain::Evidence>,
+    /// Differing artifacts no culprit set explains (e.g. variations that cancel out).
+    pub unexplained: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,6 +80,10 @@ pub struct ArtifactReport {
     pub status: ArtifactStatus,
     pub control_sha256: Option<String>,
     pub experiment_sha256: Option<String>,
+    /// It also differs between two control builds with nothing varied.
+    pub nondeterministic: bool,
+    /// The culprit sets that change this artifact.
+    pub culprits: Vec<Vec<String>>,
     pub differences: Option<Difference>,
 }
 

@@ -35,6 +35,9 @@ pub async fn print(mut events: mpsc::UnboundedReceiver<Event>, quiet: bool) {
                     duration.as_secs_f64()
                 );
             }
+            Event::Testing(set) => {
+                eprintln!("vary-build: testing whether {set} changes the output")
+            }
             Event::Warning(w) => eprintln!("vary-build: warning: {w}"),
         }
     }

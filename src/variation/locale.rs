@@ -46,8 +46,13 @@ fn cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    let out = Command::new("getconf").arg("GNU_LIBC_VERSION").output().ok()?;
-    let version = String::from_utf8_lossy(&out.stdout).trim().replace(' ', "-");
+    let out = Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+        .ok()?;
+    let version = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .replace(' ', "-");
     if version.is_empty() {
         return None;
     }

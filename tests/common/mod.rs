@@ -775,15 +775,25 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Mount points in this process's mount namespace at or under `dir`.
+/// Mounts in this process's mount namespace whose mount point or source is
+/// at or under `dir` (a FUSE mount of a workspace may sit elsewhere but
+/// still names its source), by mount point.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
+    let unescape = |field: &str| PathBuf::from(OsString::from_vec(unescape_mountinfo(field)));
     info.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|point| PathBuf::from(OsString::from_vec(unescape_mountinfo(point))))
-        .filter(|point| point.starts_with(dir))
+        .filter_map(|line| {
+            let point = unescape(line.split(' ').nth(4)?);
+            // After the optional fields: " - FSTYPE SOURCE OPTIONS".
+            let source = line
+                .split_once(" - ")
+                .and_then(|(_, rest)| rest.split(' ').nth(1))
+                .map(unescape)
+                .unwrap_or_default();
+            (point.starts_with(dir) || source.starts_with(dir)).then_some(point)
+        })
         .collect()
 }
 

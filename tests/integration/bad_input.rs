@@ -77,7 +77,7 @@ fn build_failing_only_in_the_experiment_is_reported() {
     let wd = Workdir::empty("fails-in-experiment");
     wd.write(
         "build.sh",
-        "echo vb-log-line-1\necho vb-log-tail-line \"TZ=$TZ\"\ntest \"$TZ\" = UTC\necho ok > out.txt\n",
+        "set -e\necho vb-log-line-1\necho vb-log-tail-line \"TZ=$TZ\"\ntest \"$TZ\" = UTC\necho ok > out.txt\n",
     );
     let store = wd.root().join("store");
     let out = wd

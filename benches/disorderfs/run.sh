@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Compares native, Debian's disorderfs and ours, side by side in one run, on:
+#   (a) tar + cat over FILES small files   (b) make -j2 over CFILES small C files
+#   (c) sequential write and read of SIZE_MB MiB
+# Each measurement uses a fresh mount (cold FUSE caches, warm page cache of the
+# underlying disk), times only the workload, and reports the median of REPS runs.
+#
+# Usage: benches/disorderfs/run.sh [WORKDIR]     (as root; from the repository root)
+# Knobs: FILES=10000 CFILES=1000 SIZE_MB=1024 REPS=3 OURS=... DEBIAN=/usr/bin/disorderfs
+set -euo pipefail
+
+FILES=${FILES:-10000}
+CFILES=${CFILES:-1000}
+SIZE_MB=${SIZE_MB:-1024}
+REPS=${REPS:-3}
+DEBIAN=${DEBIAN:-/usr/bin/disorderfs}
+WORK=${1:-/var/tmp/disorderfs-bench}
+HERE=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -z "${OURS:-}" ]; then
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HERE/target}
+    (cd "$HERE" && cargo build --release -q -p disorderfs)
+    OURS=$CARGO_TARGET_DIR/release/disorderfs
+fi
+
+MNT=$WORK/mnt
+cleanup() {
+    mountpoint -q "$MNT" 2>/dev/null && fusermount3 -u -z "$MNT" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+rm -rf "$WORK"
+mkdir -p "$WORK/small" "$WORK/csrc" "$WORK/io" "$MNT"
+
+# (a) FILES files of 1000 bytes in directories of 100.
+for ((d = 0; d < FILES / 100; d++)); do
+    mkdir "$WORK/small/d$d"
+    for ((f = 0; f < 100; f++)); do
+        head -c 1000 /dev/urandom > "$WORK/small/d$d/f$f"
+    done
+done
+# (b) CFILES small C files and a Makefile with a pattern rule.
+for ((i = 0; i < CFILES; i++)); do
+    printf '#include <string.h>\nint f%d(const char *s) { return (int)strlen(s) * %d; }\n' "$i" "$i" \
+        > "$WORK/csrc/f$i.c"
+done
+printf 'OBJS := $(patsubst %%.c,%%.o,$(wildcard *.c))\nall: $(OBJS)\n%%.o: %%.c\n\tgcc -O2 -c -o $@ $<\n' \
+    > "$WORK/csrc/Makefile"
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# mount_variant VARIANT SRC -> prints the directory to work in
+mount_variant() {
+    case $1 in
+        native) echo "$2" ;;
+        debian)
+            "$DEBIAN" --shuffle-dirents=yes -q "$2" "$MNT" >/dev/null
+            echo "$MNT" ;;
+        ours)
+            "$OURS" --shuffle-dirents=yes --seed 1 -q "$2" "$MNT"
+            echo "$MNT" ;;
+        ours-open)
+            "$OURS" --shuffle-dirents=yes --seed 1 --no-open=no -q "$2" "$MNT"
+            echo "$MNT" ;;
+    esac
+}
+unmount_variant() {
+    if [ "$1" != native ]; then
+        fusermount3 -u "$MNT"
+        while mountpoint -q "$MNT"; do sleep 0.05; done
+        sleep 0.2
+    fi
+}
+
+bench_tar() {
+    local dir t0 t1
+    dir=$(mount_variant "$1" "$WORK/small")
+    t0=$(now)
+    (cd "$dir" && tar -cf - . | cat >/dev/null && find . -type f -print0 | xargs -0 cat >/dev/null)
+    t1=$(now)
+    unmount_variant "$1"
+    echo "$t1 - $t0" | bc
+}
+
+bench_make() {
+    local dir t0 t1
+    rm -f "$WORK"/csrc/*.o
+    dir=$(mount_variant "$1" "$WORK/csrc")
+    t0=$(now)
+    make -s -j2 -C "$dir" >/dev/null
+    t1=$(now)
+    unmount_variant "$1"
+    echo "$t1 - $t0" | bc
+}
+
+# bench_io VARIANT -> "write_MBps read_MBps"
+bench_io() {
+    local dir t0 t1 t2
+    rm -f "$WORK/io/big"
+    dir=$(mount_variant "$1" "$WORK/io")
+    t0=$(now)
+    dd if=/dev/zero of="$dir/big" bs=1M count="$SIZE_MB" status=none
+    t1=$(now)
+    dd if="$dir/big" of=/dev/null bs=1M status=none
+    t2=$(now)
+    unmount_variant "$1"
+    echo "$SIZE_MB / ($t1 - $t0)" | bc -l | xargs printf '%.0f '
+    echo "$SIZE_MB / ($t2 - $t1)" | bc -l | xargs printf '%.0f\n'
+}
+
+VARIANTS="native debian ours ours-open"
+declare -A TAR MAKE WR RD
+for v in $VARIANTS; do
+    TAR[$v]=$(for ((r = 0; r < REPS; r++)); do bench_tar "$v"; done | median)
+    MAKE[$v]=$(for ((r = 0; r < REPS; r++)); do bench_make "$v"; done | median)
+    io=$(for ((r = 0; r < REPS; r++)); do bench_io "$v"; done)
+    WR[$v]=$(echo "$io" | awk '{print $1}' | median)
+    RD[$v]=$(echo "$io" | awk '{print $2}' | median)
+done
+
+ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
+echo "kernel $(uname -r), $(nproc) cores; FILES=$FILES CFILES=$CFILES SIZE_MB=$SIZE_MB REPS=$REPS (medians)"
+echo
+echo "| variant | (a) tar+cat s | vs native | (b) make -j2 s | vs native | (c) write MB/s | % native | (c) read MB/s | % native |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for v in $VARIANTS; do
+    printf '| %s | %.2f | %sx | %.2f | %sx | %s | %s%% | %s | %s%% |\n' "$v" \
+        "${TAR[$v]}" "$(ratio "${TAR[$v]}" "${TAR[native]}")" \
+        "${MAKE[$v]}" "$(ratio "${MAKE[$v]}" "${MAKE[native]}")" \
+        "${WR[$v]}" "$(echo "100 * ${WR[$v]} / ${WR[native]}" | bc)" \
+        "${RD[$v]}" "$(echo "100 * ${RD[$v]} / ${RD[native]}" | bc)"
+done

@@ -1,0 +1,322 @@
+//! Attribution: which variations, alone or together, change the output.
+//!
+//! The search is adaptive. It starts from sentinel evidence (a differing artifact that
+//! contains the experiment's host name, build path, user name... names its variation), and
+//! confirms each such candidate with one build. It then checks whether everything else still
+//! makes a difference, and if so finds a minimal culprit set inside it by halving, testing both
+//! halves at once (they run concurrently up to `-j`). When neither half alone changes the
+//! output, the culprit is an interaction across the halves; it is minimised one side against
+//! the other (as in QuickXplain), so a set like {domain_host, umask} is found exactly.
+//! Every configuration is built at most once (results are memoised by variation set).
+//!
+//! Culprit sets are found under the usual assumption that adding variations to a set that
+//! changes the output never makes the output match again. Minimal sets that overlap one found
+//! earlier are not searched for.
+
+use crate::variation::{Kind, Set};
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+/// The artifacts that differ from the control (nondeterministic ones already left out).
+pub type Diff = BTreeSet<String>;
+
+/// A minimal set of variations that changes the output, and which artifacts it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Culprit {
+    pub set: Set,
+    pub artifacts: Diff,
+    /// Confirmed from sentinel evidence rather than found by the search.
+    pub from_sentinel: bool,
+}
+
+type Cells<E> = Mutex<HashMap<Set, Arc<OnceCell<Result<Diff, E>>>>>;
+
+pub struct Search<F, E> {
+    oracle: F,
+    memo: Cells<E>,
+    builds: AtomicUsize,
+}
+
+type Boxed<'a, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + 'a>>;
+
+impl<F, Fut, E> Search<F, E>
+where
+    F: Fn(Set) -> Fut,
+    Fut: Future<Output = Result<Diff, E>>,
+    E: Clone,
+{
+    /// `oracle` builds with a set of variations and says which artifacts differ.
+    pub fn new(oracle: F) -> Self {
+        Search {
+            oracle,
+            memo: Mutex::new(HashMap::new()),
+            builds: AtomicUsize::new(0),
+        }
+    }
+
+    /// Records a result known without building (the control, the full experiment).
+    pub fn know(&self, set: Set, diff: Diff) {
+        let cell = Arc::new(OnceCell::new_with(Some(Ok(diff))));
+        self.memo.lock().expect("memo lock").insert(set, cell);
+    }
+
+    /// How many builds the search itself started.
+    pub fn builds(&self) -> usize {
+        self.builds.load(Ordering::Relaxed)
+    }
+
+    pub async fn test(&self, set: Set) -> Result<Diff, E> {
+        if set.is_empty() {
+            return Ok(Diff::new());
+        }
+        let cell = self
+            .memo
+            .lock()
+            .expect("memo lock")
+            .entry(set)
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            self.builds.fetch_add(1, Ordering::Relaxed);
+            (self.oracle)(set).await
+        })
+        .await
+        .clone()
+    }
+
+    /// Splits a set in two halves, in catalogue order.
+    fn halves(set: Set) -> (Set, Set) {
+        let n = set.len() / 2;
+        let first: Set = set.iter().take(n).collect();
+        (first, set.difference(first))
+    }
+
+    /// Whether building with `set` changes the output (or, with a focus, that artifact).
+    async fn changes(&self, set: Set, focus: Option<&str>) -> Result<bool, E> {
+        let d = self.test(set).await?;
+        Ok(match focus {
+            Some(a) => d.contains(a),
+            None => !d.is_empty(),
+        })
+    }
+
+    /// A minimal `y ⊆ x` such that `y ∪ fixed` changes the output, given that `x ∪ fixed`
+    /// does and `fixed` alone does not.
+    fn minimize<'a>(&'a self, x: Set, fixed: Set, focus: Option<&'a str>) -> Boxed<'a, Set, E> {
+        Box::pin(async move {
+            if x.len() <= 1 {
+                return Ok(x);
+            }
+            let (a, b) = Self::halves(x);
+            let (da, db) = tokio::join!(
+                self.changes(a.union(fixed), focus),
+                self.changes(b.union(fixed), focus)
+            );
+            if da? {
+                return self.minimize(a, fixed, focus).await;
+            }
+            if db? {
+                return self.minimize(b, fixed, focus).await;
+            }
+            // Neither half suffices: the culprit needs something from each.
+            let ya = self.minimize(a, fixed.union(b), focus).await?;
+            let yb = self.minimize(b, fixed.union(ya), focus).await?;
+            Ok(ya.union(yb))
+        })
+    }
+
+    /// Finds the minimal culprit sets within `varied`, whose full result is `diff`.
+    /// `candidates` are variations named by sentinel evidence, tried first.
+    pub async fn run(
+        &self,
+        varied: Set,
+        diff: Diff,
+        candidates: &[Kind],
+    ) -> Result<Vec<Culprit>, E> {
+        self.know(varied, diff.clone());
+        let candidates: Vec<Kind> = candidates
+            .iter()
+            .copied()
+            .filter(|k| varied.contains(*k))
+            .collect();
+        let tried = futures::future::join_all(
+            candidates
+                .iter()
+                .map(|k| self.test([*k].into_iter().collect())),
+        )
+        .await;
+        let mut culprits = Vec::new();
+        for (k, d) in candidates.iter().zip(tried) {
+            let d = d?;
+            if !d.is_empty() {
+                culprits.push(Culprit {
+                    set: [*k].into_iter().collect(),
+                    artifacts: d,
+                    from_sentinel: true,
+                });
+            }
+        }
+        let mut rest = culprits.iter().fold(varied, |acc, c| acc.difference(c.set));
+        while self.changes(rest, None).await? {
+            let m = self.minimize(rest, Set::EMPTY, None).await?;
+            culprits.push(Culprit {
+                set: m,
+                artifacts: self.test(m).await?,
+                from_sentinel: false,
+            });
+            rest = rest.difference(m);
+        }
+        // An artifact that no set found so far explains has its own minimal set, which may
+        // overlap the others (a file that changes only when two culprits act together).
+        loop {
+            let explained: Diff = culprits.iter().flat_map(|c| c.artifacts.clone()).collect();
+            let Some(artifact) = diff.difference(&explained).next().cloned() else {
+                break;
+            };
+            let m = self.minimize(varied, Set::EMPTY, Some(&artifact)).await?;
+            let artifacts = self.test(m).await?;
+            if !artifacts.contains(&artifact) || culprits.iter().any(|c| c.set == m) {
+                break; // not monotonic: leave it unexplained rather than loop
+            }
+            culprits.push(Culprit {
+                set: m,
+                artifacts,
+                from_sentinel: false,
+            });
+        }
+        // An artifact belongs to the smallest sets that change it, not to their supersets.
+        let smaller: Vec<Culprit> = culprits.clone();
+        for c in culprits.iter_mut() {
+            c.artifacts.retain(|a| {
+                !smaller
+                    .iter()
+                    .any(|o| o.set != c.set && o.set.is_subset(c.set) && o.artifacts.contains(a))
+            });
+        }
+        culprits.sort_by_key(|c| (c.set.len(), c.set));
+        Ok(culprits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic build: each rule is (culprit set, artifact it changes).
+    fn oracle(
+        rules: Vec<(Set, &'static str)>,
+    ) -> impl Fn(Set) -> std::future::Ready<Result<Diff, ()>> {
+        move |s: Set| {
+            std::future::ready(Ok(rules
+                .iter()
+                .filter(|(c, _)| c.is_subset(s))
+                .map(|(_, a)| a.to_string())
+                .collect()))
+        }
+    }
+
+    fn set(kinds: &[Kind]) -> Set {
+        kinds.iter().copied().collect()
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    fn full(rules: &[(Set, &'static str)]) -> Diff {
+        rules.iter().map(|(_, a)| a.to_string()).collect()
+    }
+
+    #[test]
+    fn one_culprit_among_fourteen_without_sentinels() {
+        let rules = vec![(set(&[Kind::Timezone]), "out.txt")];
+        let s = Search::new(oracle(rules.clone()));
+        let c = rt().block_on(s.run(Set::all(), full(&rules), &[])).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].set, set(&[Kind::Timezone]));
+        assert!(s.builds() <= 10, "{} builds", s.builds());
+    }
+
+    #[test]
+    fn sentinel_evidence_confirms_with_one_build_and_checks_the_rest() {
+        let rules = vec![(set(&[Kind::DomainHost]), "a")];
+        let s = Search::new(oracle(rules.clone()));
+        let c = rt()
+            .block_on(s.run(Set::all(), full(&rules), &[Kind::DomainHost]))
+            .unwrap();
+        assert_eq!(c[0].set, set(&[Kind::DomainHost]));
+        assert!(c[0].from_sentinel);
+        assert_eq!(s.builds(), 2);
+    }
+
+    #[test]
+    fn two_independent_culprits_and_an_interaction_are_all_found() {
+        let rules = vec![
+            (set(&[Kind::Timezone]), "tz.txt"),
+            (set(&[Kind::Kernel]), "k.txt"),
+            (set(&[Kind::DomainHost, Kind::Umask]), "both.txt"),
+        ];
+        let s = Search::new(oracle(rules.clone()));
+        let c = rt().block_on(s.run(Set::all(), full(&rules), &[])).unwrap();
+        let sets: Vec<Set> = c.iter().map(|c| c.set).collect();
+        assert_eq!(
+            sets,
+            vec![
+                set(&[Kind::Kernel]),
+                set(&[Kind::Timezone]),
+                set(&[Kind::Umask, Kind::DomainHost]),
+            ]
+        );
+        assert_eq!(c[2].artifacts, ["both.txt".to_string()].into());
+    }
+
+    #[test]
+    fn an_interaction_split_across_halves_is_minimal() {
+        // environment is first in the catalogue and fileordering last: opposite halves.
+        let rules = vec![(set(&[Kind::Environment, Kind::Fileordering]), "x")];
+        let s = Search::new(oracle(rules.clone()));
+        let c = rt().block_on(s.run(Set::all(), full(&rules), &[])).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].set, set(&[Kind::Environment, Kind::Fileordering]));
+    }
+
+    #[test]
+    fn an_artifact_needing_two_single_culprits_together_gets_its_own_set() {
+        let rules = vec![
+            (set(&[Kind::DomainHost]), "host.txt"),
+            (set(&[Kind::Umask]), "umask.txt"),
+            (set(&[Kind::DomainHost, Kind::Umask]), "both.txt"),
+        ];
+        let s = Search::new(oracle(rules.clone()));
+        let c = rt().block_on(s.run(Set::all(), full(&rules), &[])).unwrap();
+        let both = c
+            .iter()
+            .find(|c| c.set == set(&[Kind::DomainHost, Kind::Umask]))
+            .expect("the pair is a culprit set");
+        assert!(both.artifacts.contains("both.txt"));
+        assert_eq!(c.len(), 3);
+    }
+
+    #[test]
+    fn configurations_are_never_built_twice() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let rules = vec![(set(&[Kind::Umask]), "u")];
+        let inner = oracle(rules.clone());
+        let seen = calls.clone();
+        let s = Search::new(move |set: Set| {
+            seen.lock().unwrap().push(set);
+            inner(set)
+        });
+        rt().block_on(s.run(Set::all(), full(&rules), &[Kind::Umask, Kind::Umask]))
+            .unwrap();
+        let calls = calls.lock().unwrap();
+        let unique: BTreeSet<Set> = calls.iter().copied().collect();
+        assert_eq!(unique.len(), calls.len(), "{calls:?}");
+    }
+}
