@@ -231,12 +231,12 @@ impl Plan {
             });
         }
 
-        // The catalogue speaks of RUN_DIR; the report gives the real paths.
+        // Relative to RUN_DIR (the report's `run_dir`), so that one seed gives one plan; the
+        // probe reports the absolute paths the builds saw.
         let path_of = |varies: bool| {
-            Self::build_root_in(run_dir, varies)
-                .join(&config.source_name)
-                .display()
-                .to_string()
+            let root = Self::build_root_in(run_dir, varies);
+            let rel = root.strip_prefix(run_dir).unwrap_or(&root);
+            format!("RUN_DIR/{}/{}", rel.display(), config.source_name)
         };
         let bp = &mut variations[Kind::BuildPath as usize];
         (bp.control, bp.experiment) = (path_of(false), path_of(true));

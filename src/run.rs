@@ -78,6 +78,7 @@ fn base_report(config: &Config, plan: Option<&Plan>) -> Report {
         source_root: config.source_root.display().to_string(),
         vary: config.vary_expr.clone(),
         source_date_epoch: plan.and_then(|p| p.source_date_epoch.clone()),
+        run_dir: plan.map(|p| p.run_dir.display().to_string()),
         reproducible: false,
         nondeterministic: false,
         culprits: vec![],
@@ -178,7 +179,7 @@ pub async fn run(
         builds.extend(tries);
     }
     if let Some(store) = &config.store_dir {
-        store_results(store, &builds, &outcome.report)?;
+        store_results(store, &plan.source_name, &builds, &outcome.report)?;
     }
     keep_failed_logs(&config, &mut outcome, &builds);
     drop(run_dir);
@@ -344,8 +345,14 @@ fn conclude(config: &Config, plan: &Plan, mut report: Report, builds: &[BuildRes
             } else {
                 ""
             };
+            let stored = config.store_dir.as_ref().map_or_else(String::new, |s| {
+                format!(
+                    "\nfull log: {}",
+                    s.join(&b.name).join("build.log").display()
+                )
+            });
             diagnostics.push(format!(
-                "build `{}` failed{only}: {why}\n--- last lines of its log ---\n{}\n---",
+                "build `{}` failed{only}: {why}\n--- last lines of its log ---\n{}\n---{stored}",
                 b.name,
                 b.log_tail(20)
             ));
@@ -528,7 +535,12 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
 }
 
 /// Copies each build's log, probe and artifacts, and the report, into the store dir.
-fn store_results(store: &Path, builds: &[BuildResult], report: &Report) -> Result<(), RunError> {
+fn store_results(
+    store: &Path,
+    source_name: &str,
+    builds: &[BuildResult],
+    report: &Report,
+) -> Result<(), RunError> {
     for b in builds {
         let dir = store.join(&b.name);
         let copy = |from: &Path, to: PathBuf| -> Result<(), RunError> {
@@ -555,11 +567,16 @@ fn store_results(store: &Path, builds: &[BuildResult], report: &Report) -> Resul
             copy(&probe, dir.join("probe.json"))?;
         }
         copy(&b.dir.join("meta").join("spec.json"), dir.join("spec.json"))?;
-        for (path, a) in &b.artifacts.artifacts {
-            // `../x` artifacts go to artifacts/../x would escape: keep them under beside/.
-            let rel = match path.strip_prefix("../") {
-                Some(r) => Path::new("beside").join(r),
-                None => Path::new("artifacts").join(path),
+        let ws = b.dir.join("ws");
+        for a in b.artifacts.artifacts.values() {
+            // Exact bytes of the name (report paths are lossy for non-UTF-8 names); an
+            // artifact beside the tree goes under beside/, never above the store.
+            let Ok(rel) = a.location.strip_prefix(&ws) else {
+                continue;
+            };
+            let rel = match rel.strip_prefix(source_name) {
+                Ok(inner) => Path::new("artifacts").join(inner),
+                Err(_) => Path::new("beside").join(rel),
             };
             copy(&a.location, dir.join(rel))?;
         }

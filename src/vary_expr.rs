@@ -183,6 +183,9 @@ mod tests {
             parse(&["timezone=x"]),
             Err(VaryError::BadParam { .. })
         ));
-        assert!(matches!(parse(&["a,,b"]), Err(VaryError::EmptyTerm { .. })));
+        assert!(matches!(
+            parse(&["time,,umask"]),
+            Err(VaryError::EmptyTerm { .. })
+        ));
     }
 }

@@ -58,11 +58,12 @@ struct Cli {
     /// Accepted for compatibility; locks are always handled by the kernel for the mount.
     #[arg(long, value_name = "yes|no", value_parser = yes_no, action = clap::ArgAction::Set, default_value = "no")]
     share_locks: bool,
-    /// Use kernel FUSE passthrough for open files when permitted (root, initial namespace).
+    /// Use kernel FUSE passthrough for open files when permitted (root, initial namespace);
+    /// `no` gives the no-open mode used inside user namespaces.
     #[arg(long, value_name = "yes|no", value_parser = yes_no, action = clap::ArgAction::Set, default_value = "yes")]
     passthrough: bool,
-    /// Let the kernel open and close files without asking the daemon (fastest for many
-    /// small files); `no` opens each file, which allows passthrough.
+    /// Without passthrough, let the kernel open and close files without asking the
+    /// daemon (fastest without passthrough); `no` opens each file.
     #[arg(long, value_name = "yes|no", value_parser = yes_no, action = clap::ArgAction::Set, default_value = "yes")]
     no_open: bool,
     /// Seconds the kernel may cache names and attributes.

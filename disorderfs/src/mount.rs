@@ -36,13 +36,14 @@ pub struct Options {
     /// How long the kernel may cache names, attributes and misses.
     pub cache_ttl: Duration,
     /// Use kernel FUSE passthrough for open files where the kernel allows it (root in
-    /// the initial user namespace); elsewhere this is ignored.
+    /// the initial user namespace): reads, writes and mmap then bypass the daemon.
+    /// Elsewhere this is ignored.
     pub passthrough: bool,
-    /// Answer the kernel's first `open` with ENOSYS, so that it opens and closes files
-    /// without asking us at all (and keeps their pages cached): the fastest mode for
-    /// builds, which open many small files. I/O then goes through one descriptor per
-    /// inode, so files opened with O_SYNC or O_DIRECT get ordinary I/O underneath.
-    /// Excludes passthrough, which needs an open per file.
+    /// Where passthrough is not in use, answer the kernel's first `open` with ENOSYS,
+    /// so that it opens and closes files without asking us at all (and keeps their
+    /// pages cached): the fastest mode inside a user namespace. I/O then opens the
+    /// inode per request, so files opened with O_SYNC or O_DIRECT get ordinary I/O
+    /// underneath. Ignored when passthrough is used, which needs an open per file.
     pub no_open: bool,
     /// Worker threads serving requests (at least 1).
     pub threads: usize,
@@ -178,14 +179,17 @@ pub fn mount(root: &Path, mountpoint: &Path, opts: &Options) -> Result<Mount, Er
     check_dev_fuse()?;
     raise_nofile_limit();
 
-    let passthrough = opts.passthrough && !opts.no_open && passthrough_permitted();
+    // Passthrough, where permitted, beats no-open for anything but tiny files; where
+    // it is not (a user namespace), no-open is the fastest mode.
+    let passthrough = opts.passthrough && passthrough_permitted();
+    let no_open = opts.no_open && !passthrough;
     let settings = Settings {
         order: opts.order,
         pad_blocks: opts.pad_blocks,
         multi_user: opts.multi_user,
         ttl: opts.cache_ttl,
         passthrough,
-        no_open: opts.no_open,
+        no_open,
     };
     let fs = DisorderFs::new(root_fd, settings).map_err(|source| Error::Io {
         what: format!("reading the attributes of {}", root.display()),

@@ -1,5 +1,7 @@
 //! Real workloads inside a mount, compared with the same workload natively: a C
 //! project built with make and gcc, and a git repository initialised and committed.
+//! Both run in no-open mode (`passthrough: false`), the mode vary-build gets inside
+//! its user namespace; the operations test covers the passthrough mode too.
 
 mod common;
 
@@ -85,6 +87,7 @@ fn c_project_builds_the_same_through_the_mount() {
     let fx = Fixture::new(
         &Options {
             order: Order::Shuffle { seed: 3 },
+            passthrough: false,
             ..Options::default()
         },
         write_c_project,
@@ -140,6 +143,7 @@ fn git_init_add_commit_match_native() {
     let fx = Fixture::new(
         &Options {
             order: Order::Shuffle { seed: 11 },
+            passthrough: false,
             ..Options::default()
         },
         |_| {},

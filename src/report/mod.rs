@@ -19,6 +19,8 @@ pub struct Report {
     pub source_root: String,
     pub vary: Vec<String>,
     pub source_date_epoch: Option<String>,
+    /// This run's private directory (removed at the end); RUN_DIR in build_path's values.
+    pub run_dir: Option<String>,
     pub reproducible: bool,
     pub nondeterministic: bool,
     pub culprits: Vec<Vec<String>>,

@@ -174,8 +174,10 @@ fn init(spec: &BuildSpec, alive: OwnedFd, mut sys: RealSys) -> i32 {
         return fail(spec, &format!("cannot write the probe result: {e}"));
     }
     let code = run_build(spec);
-    // Keep the disorderfs mount alive until the build is done.
-    drop(sys);
+    // Never unmount by hand: background processes of the build may still use the mount, so
+    // an unmount would fail or wait. Exiting kills everything left in the PID namespace, and
+    // the mount namespace, with every mount in it, goes away with its last process.
+    std::mem::forget(sys);
     code
 }
 

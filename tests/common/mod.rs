@@ -231,8 +231,13 @@ impl Workdir {
 
 impl Drop for Workdir {
     fn drop(&mut self) {
-        if let Some(marker) = &self.marker {
-            for (pid, _) in processes_with(marker) {
+        // A failed test may leave vary-build running (under runuser, killing
+        // the child does not reach it) and builds with it: vary-build's argv
+        // names this directory, the build's sleepers carry the marker.
+        let root = self.root().display().to_string();
+        let needles = std::iter::once(root).chain(self.marker.clone());
+        for needle in needles {
+            for (pid, _) in processes_with(&needle) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
