@@ -66,6 +66,10 @@ mount_variant() {
 }
 unmount_variant() {
     if [ "$1" != native ]; then
+        if ! mountpoint -q "$MNT"; then
+            echo "$1: the mount vanished during the workload" >&2
+            exit 1
+        fi
         fusermount3 -u "$MNT"
         while mountpoint -q "$MNT"; do sleep 0.05; done
         sleep 0.2

@@ -8,8 +8,9 @@
 //!    mount, UTS, IPC and PID namespaces, owned by the new user namespace. The PID namespace
 //!    takes effect for the next child, the build's init.
 //! 2. [`prepare_init`] (in that init, pid 1): mount propagation to slave first so nothing we
-//!    mount leaks to the host; then the workspace view at the build root; then passwd and
-//!    group files; then host and domain name. All need CAP_SYS_ADMIN in the namespace.
+//!    mount leaks to the host; then a private /dev/shm ([`private_dev_shm`]); then the
+//!    workspace view at the build root; then passwd and group files; then host and domain
+//!    name. All need CAP_SYS_ADMIN in the namespace.
 //! 3. Last the per-process settings that the build inherits across fork and exec:
 //!    personality, CPU affinity, umask. Done late so the setup itself runs normally.
 
@@ -85,6 +86,7 @@ pub fn prepare_init(spec: &BuildSpec, sys: &mut impl Sys) -> Result<(), StepErro
         MsFlags::MS_REC | MsFlags::MS_SLAVE,
     )
     .step("make mounts private to the sandbox")?;
+    private_dev_shm(sys)?;
     match spec.view {
         View::Bind => sys
             .mount(
@@ -123,6 +125,28 @@ pub fn prepare_init(spec: &BuildSpec, sys: &mut impl Sys) -> Result<(), StepErro
     }
     sys.umask(spec.umask);
     Ok(())
+}
+
+/// Where POSIX semaphores and shared memory objects live (`sem_open`, `shm_open`).
+pub const DEV_SHM: &str = "/dev/shm";
+
+/// Gives the build an empty /dev/shm of its own, which vanishes with its mount namespace.
+///
+/// The IPC namespace does not cover POSIX semaphores: they are files in /dev/shm. libfaketime
+/// names its semaphore after the pid of the first process that loads it, and only that
+/// process (the build command) keeps it alive for the others. In our PID namespace every
+/// build reuses the same small pids, so with the host's /dev/shm a file left by an earlier
+/// build (whose processes were killed before libfaketime could remove it) made the build
+/// command lose that role to a short-lived child; a `setsid -f` daemon then found the
+/// semaphore deleted by its exited parent and libfaketime made it exit at once.
+pub fn private_dev_shm(sys: &mut impl Sys) -> Result<(), StepError> {
+    sys.mount(
+        Some(Path::new("tmpfs")),
+        Path::new(DEV_SHM),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+    )
+    .step("mount a private /dev/shm")
 }
 
 /// The host's passwd with the build user in place of any entry with its name or uid.
