@@ -30,10 +30,14 @@ fn sentinels(
                 Some(&experiment.uname_release).filter(|r| **r != control.uname_release)
             }
             Kind::Time => Some(&experiment.date).filter(|d| **d != control.date),
+            // An alphabetic abbreviation (NST) or a numeric one with minutes (+0545): both
+            // are distinctive enough; a short one like +03 is not.
             Kind::Timezone => Some(&experiment.tz_abbreviation).filter(|a| {
-                a.len() >= 3
-                    && a.chars().all(|c| c.is_ascii_alphabetic())
-                    && **a != control.tz_abbreviation
+                let alpha = a.len() >= 3 && a.chars().all(|c| c.is_ascii_alphabetic());
+                let numeric = a.len() == 5
+                    && (a.starts_with('+') || a.starts_with('-'))
+                    && a[1..].chars().all(|c| c.is_ascii_digit());
+                (alpha || numeric) && **a != control.tz_abbreviation
             }),
             _ => None,
         };

@@ -81,6 +81,10 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 pub const ORDER_PROBE_DIR: &str = ".vary-build-order-probe";
 pub const ORDER_PROBE_ENTRIES: usize = 16;
 
+/// FAKETIME_SHARED ("SEMAPHORE SHARED_MEMORY") for builds without libfaketime: names no
+/// object, so every build has the variable (see [`Plan::spec`]).
+const NO_FAKETIME_SHARED: &str = "/vary-build-no-faketime /vary-build-no-faketime";
+
 /// Environment variables whose values vary-build manages; every build has all of them, so
 /// only `environment` changes which variables exist.
 const MANAGED_ENV: &[&str] = &[
@@ -93,6 +97,7 @@ const MANAGED_ENV: &[&str] = &[
     "LD_PRELOAD",
     "FAKETIME",
     "FAKETIME_DONT_FAKE_MONOTONIC",
+    "FAKETIME_SHARED",
     "LOCPATH",
     "USER",
     "LOGNAME",
@@ -316,6 +321,13 @@ impl Plan {
             },
         );
         set("FAKETIME_DONT_FAKE_MONOTONIC", "1".into());
+        // libfaketime puts the name of its semaphore in FAKETIME_SHARED (in the private
+        // /dev/shm, the build command always makes one), so builds without it get the variable
+        // too. Empty would make a libfaketime the build loads itself exit; a name of nothing is
+        // taken as stale and replaced.
+        if faketime.is_none() {
+            set("FAKETIME_SHARED", NO_FAKETIME_SHARED.into());
+        }
         if let Some(lp) = &v.locpath {
             set("LOCPATH", lp.display().to_string());
         }

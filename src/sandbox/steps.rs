@@ -133,12 +133,13 @@ pub const DEV_SHM: &str = "/dev/shm";
 /// Gives the build an empty /dev/shm of its own, which vanishes with its mount namespace.
 ///
 /// The IPC namespace does not cover POSIX semaphores: they are files in /dev/shm. libfaketime
-/// names its semaphore after the pid of the first process that loads it, and only that
-/// process (the build command) keeps it alive for the others. In our PID namespace every
-/// build reuses the same small pids, so with the host's /dev/shm a file left by an earlier
-/// build (whose processes were killed before libfaketime could remove it) made the build
-/// command lose that role to a short-lived child; a `setsid -f` daemon then found the
-/// semaphore deleted by its exited parent and libfaketime made it exit at once.
+/// names its semaphore after the pid of the first process that can create it, passes the name
+/// on in FAKETIME_SHARED, deletes it when that process exits, and makes a process that finds
+/// it deleted and cannot create its own exit at start. In our PID namespaces every build
+/// reuses the same small pids, and builds killed at the end leave their semaphores behind; in
+/// the host's /dev/shm such leftovers kept the build command from owning the semaphore, a
+/// `setsid -f` parent owned it instead, and the daemon it forked died (issue: "the setsid
+/// daemon did not start" under `time`). In an empty /dev/shm the build command owns it.
 pub fn private_dev_shm(sys: &mut impl Sys) -> Result<(), StepError> {
     sys.mount(
         Some(Path::new("tmpfs")),
@@ -187,9 +188,11 @@ pub fn group(host: &str, id: &Identity) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::sys::RealSys;
     use crate::spec::{DirOrder, View};
     use std::io;
     use std::path::PathBuf;
+    use std::process::Command;
 
     #[derive(Default)]
     struct Recorder {
@@ -323,6 +326,7 @@ mod tests {
             kinds,
             vec![
                 "mount",
+                "mount",
                 "disorderfs",
                 "write",
                 "mount",
@@ -336,13 +340,18 @@ mod tests {
             ]
         );
         assert!(r.calls[0].contains("MS_SLAVE"));
-        assert!(r.calls[1].contains("Shuffled { seed: 7 }"));
         assert!(
-            r.calls[3].contains(" /etc/passwd ") && r.calls[3].contains("MS_BIND"),
+            r.calls[1].contains(" /dev/shm ") && r.calls[1].contains("MS_NOSUID"),
             "{}",
-            r.calls[3]
+            r.calls[1]
         );
-        assert_eq!(r.calls[8], "personality uname26=true no_randomize=true");
+        assert!(r.calls[2].contains("Shuffled { seed: 7 }"));
+        assert!(
+            r.calls[4].contains(" /etc/passwd ") && r.calls[4].contains("MS_BIND"),
+            "{}",
+            r.calls[4]
+        );
+        assert_eq!(r.calls[9], "personality uname26=true no_randomize=true");
     }
 
     #[test]
@@ -355,6 +364,71 @@ mod tests {
         assert_eq!(err.step, "set the host name");
         assert!(r.calls.last().unwrap().starts_with("sethostname"));
         assert!(!r.calls.iter().any(|c| c.starts_with("umask")));
+    }
+
+    /// Regression: under `time` (libfaketime), a `setsid -f` daemon never started when the
+    /// host's /dev/shm held stale libfaketime semaphores named after the build's pids. Replays
+    /// that: a test-owned tmpfs plays the host's /dev/shm with such files, the build's
+    /// /dev/shm step runs, and a faked-clock shell, pid 1 of a new PID namespace, starts the
+    /// daemon and waits for the file it creates.
+    #[test]
+    fn setsid_daemon_under_faketime_starts_despite_stale_semaphores() {
+        let lib = crate::variation::time::find_libfaketime()
+            .expect("libfaketime is needed for this test (apt-get install libfaketime)");
+        let dir = tempfile::tempdir().unwrap();
+        let dir_path = dir.path().to_path_buf();
+        // A thread of its own, because unshare(CLONE_NEWNS) moves only the calling thread
+        // (and what it spawns) into the new mount namespace; it goes away with the thread.
+        let status = std::thread::spawn(move || {
+            let mut sys = RealSys::default();
+            sys.unshare(CloneFlags::CLONE_NEWNS)
+                .expect("unshare a mount namespace (run the tests as root)");
+            sys.mount(
+                None,
+                Path::new("/"),
+                None,
+                MsFlags::MS_REC | MsFlags::MS_SLAVE,
+            )
+            .unwrap();
+            sys.mount(
+                Some(Path::new("tmpfs")),
+                Path::new(DEV_SHM),
+                Some("tmpfs"),
+                MsFlags::empty(),
+            )
+            .unwrap();
+            // Left over for every pid but that of `setsid` (2), the one that must not own
+            // the semaphore.
+            for pid in std::iter::once(1).chain(3..=20) {
+                let stale = Path::new(DEV_SHM).join(format!("sem.faketime_sem_{pid}"));
+                std::fs::write(stale, "stale").unwrap();
+            }
+            private_dev_shm(&mut sys).unwrap();
+            // The daemon waits until `setsid` (pid 2) is gone, then starts a program: with a
+            // stale file for pid 1, `setsid` would have owned the semaphore and deleted it on
+            // exit, and that program would die at start.
+            let script = "setsid -f sh -c 'while kill -0 2 2>/dev/null; do :; done
+                    touch up && exec sleep 1000' </dev/null >/dev/null 2>&1
+                i=0
+                while [ ! -e up ]; do
+                    i=$((i + 1)); [ $i -gt 100 ] && exit 1; sleep 0.05
+                done";
+            Command::new("unshare")
+                .args(["--pid", "--fork", "--kill-child", "env"])
+                .arg(format!("LD_PRELOAD={}", lib.display()))
+                .args(["FAKETIME=+86400", "FAKETIME_DONT_FAKE_MONOTONIC=1"])
+                .args(["sh", "-c", script])
+                .current_dir(&dir_path)
+                .status()
+                .expect("run unshare (util-linux)")
+        })
+        .join()
+        .unwrap();
+        assert!(
+            dir.path().join("up").exists(),
+            "the daemon did not start ({status})"
+        );
+        assert!(status.success(), "{status}");
     }
 
     #[test]
