@@ -10,9 +10,13 @@ cargo build --release --quiet
 VB=$PWD/target/release/vary-build
 rm -rf "$WORK"; mkdir -p "$WORK"
 
-# Each project's build.sh writes out.txt and leaks the named inputs.
+# Each project's build.sh writes out.txt and leaks the named inputs; it first works for
+# BUILD_SECONDS (default 1) so that a build costs what a small real build does.
+BUILD_SECONDS=${BUILD_SECONDS:-1}
 project() { # name, body of build.sh
-    mkdir -p "$WORK/$1"; printf '%s\n' "$2" > "$WORK/$1/build.sh"; echo "src $1" > "$WORK/$1/input.txt"
+    mkdir -p "$WORK/$1"
+    printf 'sleep %s\n%s\n' "$BUILD_SECONDS" "$2" > "$WORK/$1/build.sh"
+    echo "src $1" > "$WORK/$1/input.txt"
 }
 project one-culprit 'date +%Z > out.txt; cat input.txt >> out.txt'
 project two-culprits '{ date +%Z; hostname; } > out.txt'
@@ -38,9 +42,10 @@ for p in one-culprit two-culprits aslr nondeterministic debian-package; do
                 > "$WORK/$p-vb.txt" 2>&1 || true
             answer=$(python3 -c "import json,sys;r=json.load(open(sys.argv[1]));print(r['culprits'], 'nondeterministic' if r['nondeterministic'] else '')" "$WORK/$p-vb.json")
         else
-            (cd "$WORK" && reprotest --auto-build --min-cpus=1 -s "$WORK/$p" -c "$counted" "$art" -- null \
+            (cd "$WORK" && reprotest --auto-build --min-cpus=1 -c "$counted" "$WORK/$p" "$art" -- null \
                 > "$WORK/$p-rt.txt" 2>&1 || true)
-            answer=$(grep -iE 'reproducible|variation|culprit|caus' "$WORK/$p-rt.txt" | tail -3 | tr '\n' ' ' | cut -c1-150)
+            answer=$(sed -n '/^Observed unreproducibility/,/^The build is/p; /^Reproduction successful/p; /^Not reproducible/p' \
+                "$WORK/$p-rt.txt" | grep -v '^The build is' | tr '\n' ' ' | cut -c1-150 || true)
         fi
         t1=$(date +%s.%N)
         printf '%-18s %-10s %8.1f %7s  %s\n' "$p" "$tool" "$(echo "$t1 - $t0" | bc)" "$(count "$c")" "$answer"
