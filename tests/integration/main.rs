@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod attribution;
 mod bad_input;
 mod processes;
 mod report;
