@@ -93,6 +93,9 @@ pub struct Dispatcher {
     pub slots: Arc<Semaphore>,
     pub events: mpsc::UnboundedSender<Event>,
     pub cancel: watch::Receiver<bool>,
+    /// One turn at a time per build path, when builds cannot each have their own mount.
+    pub path_turns:
+        std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Dispatcher {
@@ -135,6 +138,14 @@ impl Dispatcher {
         )
         .map_err(io_err("cannot write the build spec"))?;
 
+        // Without a mount namespace, the workspace itself must be at the build path, so
+        // builds that share a path take turns (control and experiment still run together).
+        let _in_place = match spec.view {
+            crate::spec::View::InPlace => {
+                Some(self.move_to_build_root(&ws, &spec.build_root).await?)
+            }
+            _ => None,
+        };
         let log = dir.join("build.log");
         let log_file = std::fs::File::create(&log)
             .map_err(io_err(format!("cannot create {}", log.display())))?;
@@ -192,6 +203,7 @@ impl Dispatcher {
             duration,
         });
 
+        drop(_in_place);
         let sandbox_error = (exit_code == Some(SANDBOX_FAILED))
             .then(|| std::fs::read_to_string(meta.join("sandbox-error.txt")).ok())
             .flatten();
@@ -223,6 +235,56 @@ impl Dispatcher {
             probe_error,
             sandbox_error,
             artifacts,
+        })
+    }
+}
+
+/// The workspace moved to the build path, for as long as this lives; dropping it moves the
+/// workspace back and lets the next build that shares the path have it.
+struct InPlace {
+    workspace: PathBuf,
+    build_root: PathBuf,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for InPlace {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::rename(&self.build_root, &self.workspace) {
+            eprintln!(
+                "vary-build: cannot move {} back to {}: {e}",
+                self.build_root.display(),
+                self.workspace.display()
+            );
+        }
+    }
+}
+
+impl Dispatcher {
+    async fn move_to_build_root(&self, ws: &Path, root: &Path) -> Result<InPlace, DispatchError> {
+        let lock = self
+            .path_turns
+            .lock()
+            .expect("path lock")
+            .entry(root.to_path_buf())
+            .or_default()
+            .clone();
+        let turn = tokio::select! {
+            t = lock.lock_owned() => t,
+            _ = self.cancelled() => return Err(DispatchError::Interrupted),
+        };
+        if let Some(parent) = root.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(io_err(format!("cannot create {}", parent.display())))?;
+        }
+        // rename(2) replaces an empty directory, such as the one the run dir prepared.
+        std::fs::rename(ws, root).map_err(io_err(format!(
+            "cannot move the workspace to the build path {}",
+            root.display()
+        )))?;
+        Ok(InPlace {
+            workspace: ws.to_path_buf(),
+            build_root: root.to_path_buf(),
+            _turn: turn,
         })
     }
 }

@@ -6,7 +6,6 @@ use vary_build::cli::{Format, Opts};
 use vary_build::config::Config;
 use vary_build::exit;
 use vary_build::host::Host;
-use vary_build::plan::PlanError;
 use vary_build::report::{human, progress};
 use vary_build::run::{self, RunError};
 
@@ -88,10 +87,6 @@ fn main_with(config: Config) -> i32 {
                 exit::for_verdict(outcome.verdict)
             }
             Err(RunError::Interrupted) => exit::INTERRUPTED,
-            Err(e @ RunError::Plan(PlanError::NoIsolation(_))) => {
-                eprintln!("vary-build: {e}");
-                exit::UNAVAILABLE
-            }
             Err(e @ RunError::Plan(_)) => {
                 eprintln!("vary-build: {e}");
                 exit::USAGE

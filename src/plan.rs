@@ -32,8 +32,6 @@ pub enum PlanError {
         value: String,
         why: String,
     },
-    #[error("vary-build cannot isolate builds on this machine: {0}")]
-    NoIsolation(String),
 }
 
 /// A value for the control and one for the experiment.
@@ -178,7 +176,7 @@ impl Plan {
         let namespaces = match &host.isolation {
             Isolation::UserNamespace => Namespaces::User,
             Isolation::RootNamespaces => Namespaces::Root,
-            Isolation::None(why) => return Err(PlanError::NoIsolation(why.clone())),
+            Isolation::None(_) => Namespaces::None,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let time_offset = time::choose_offset(&mut rng, now);
@@ -285,7 +283,7 @@ impl Plan {
         let cwd = build_root.join(&self.source_name);
         let identity = match self.namespaces {
             Namespaces::User => Some(identities(&v.home).pick(on(Kind::UserGroup)).clone()),
-            Namespaces::Root => None,
+            Namespaces::Root | Namespaces::None => None,
         };
         let mut env = self.base_env.clone();
         let mut set = |k: &str, val: String| env.push((k.to_string(), val));
@@ -355,7 +353,9 @@ impl Plan {
             order_probe_dir: build_root.join(ORDER_PROBE_DIR),
             build_root,
             cwd,
-            view: if self.varied.contains(Kind::Fileordering) {
+            view: if self.namespaces == Namespaces::None {
+                View::InPlace
+            } else if self.varied.contains(Kind::Fileordering) {
                 View::Disorder {
                     order: *v.order.pick(on(Kind::Fileordering)),
                 }
@@ -363,7 +363,8 @@ impl Plan {
                 View::Bind
             },
             identity,
-            uts: Some(v.hosts.pick(on(Kind::DomainHost)).clone()),
+            uts: (self.namespaces != Namespaces::None)
+                .then(|| v.hosts.pick(on(Kind::DomainHost)).clone()),
             uname26: on(Kind::Kernel),
             // The control runs with randomisation off so that the experiment turning it on
             // is a real change.
@@ -510,7 +511,18 @@ fn unavailability(
 ) -> Option<String> {
     match kind {
         Kind::Environment | Kind::Home | Kind::ExecPath | Kind::Umask | Kind::Kernel => None,
-        Kind::BuildPath | Kind::DomainHost => None,
+        Kind::BuildPath => None,
+        Kind::DomainHost | Kind::Fileordering if ns == Namespaces::None => Some(format!(
+            "{} needs a {} namespace, and none can be created here: {}",
+            kind,
+            if kind == Kind::DomainHost {
+                "UTS"
+            } else {
+                "mount"
+            },
+            host.namespace_problem().unwrap_or("")
+        )),
+        Kind::DomainHost => None,
         Kind::Aslr => match host.randomize_va_space {
             Some(0) => Some(
                 "ASLR is off system-wide (kernel.randomize_va_space=0); enable it with \
@@ -554,9 +566,12 @@ fn unavailability(
                 })
         }
         Kind::UserGroup => (ns != Namespaces::User).then(|| {
-            "user namespaces are not available, so builds cannot see another uid; see the \
-             README's rootless section to enable them"
-                .into()
+            format!(
+                "user namespaces are not available, so builds cannot see another uid ({}); see \
+                 the README's rootless section to enable them",
+                host.namespace_problem()
+                    .unwrap_or("as root without a user namespace")
+            )
         }),
         Kind::Fileordering => host.fuse.clone().err(),
     }

@@ -157,6 +157,7 @@ pub async fn run(
         slots: Arc::new(Semaphore::new(config.jobs)),
         events: events.clone(),
         cancel: cancel.clone(),
+        path_turns: Default::default(),
     };
     // The second control, built alongside, tells nondeterminism from variation.
     let (control, control2, experiment) = tokio::join!(

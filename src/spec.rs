@@ -25,6 +25,8 @@ pub enum View {
     Bind,
     /// Our disorderfs FUSE mount, listing directories in this order.
     Disorder { order: DirOrder },
+    /// The workspace already is at the build root (no mount namespace to mount in).
+    InPlace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +45,10 @@ pub enum Namespaces {
     User,
     /// Mount, UTS, IPC and PID namespaces without a user namespace (root only).
     Root,
+    /// No namespaces (unprivileged user namespaces are disabled): the dispatcher moves the
+    /// workspace to the build path itself and runs builds sharing a path one at a time; the
+    /// sandbox's init is a child subreaper that kills what the build leaves behind.
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ pub mod probe;
 pub mod steps;
 pub mod sys;
 
-use crate::spec::{BuildSpec, SANDBOX_FAILED};
+use crate::spec::{BuildSpec, Namespaces, SANDBOX_FAILED};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
@@ -163,6 +163,13 @@ fn init(spec: &BuildSpec, alive: OwnedFd, mut sys: RealSys) -> i32 {
     if arm_parent_death_signal().is_err() || parent_is_gone(&alive) {
         return SANDBOX_FAILED;
     }
+    // Without a PID namespace (Namespaces::None) orphans would escape to the host's init;
+    // as a subreaper we inherit them and can kill them when the build ends.
+    if spec.namespaces == Namespaces::None {
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            return fail(spec, &format!("cannot become a child subreaper: {e}"));
+        }
+    }
     if let Err(e) = steps::prepare_init(spec, &mut sys) {
         return fail(spec, &e.to_string());
     }
@@ -174,11 +181,50 @@ fn init(spec: &BuildSpec, alive: OwnedFd, mut sys: RealSys) -> i32 {
         return fail(spec, &format!("cannot write the probe result: {e}"));
     }
     let code = run_build(spec);
+    if spec.namespaces == Namespaces::None {
+        kill_descendants();
+    }
     // Never unmount by hand: background processes of the build may still use the mount, so
     // an unmount would fail or wait. Exiting kills everything left in the PID namespace, and
     // the mount namespace, with every mount in it, goes away with its last process.
     std::mem::forget(sys);
     code
+}
+
+/// Kills every process left below this one (we are their subreaper) and reaps them.
+fn kill_descendants() {
+    let me = std::process::id().to_string();
+    loop {
+        let children: Vec<i32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                // The parent pid is the 4th field of /proc/PID/stat, after the parenthesised
+                // command name (which may itself contain spaces).
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        let rest = &s[s.rfind(')')? + 2..];
+                        rest.split(' ').nth(1).map(|p| p == me)
+                    })
+                    .unwrap_or(false)
+            })
+            .collect();
+        if children.is_empty() {
+            return;
+        }
+        for pid in &children {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        // Reap them; their own children are re-parented to us and found next round.
+        while let Ok(status) = waitpid(None, Some(WaitPidFlag::__WALL)) {
+            if matches!(status, WaitStatus::StillAlive) {
+                break;
+            }
+        }
+    }
 }
 
 fn run_build(spec: &BuildSpec) -> i32 {

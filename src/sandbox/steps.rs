@@ -49,6 +49,9 @@ pub fn enter_namespaces(
     outer_gid: u32,
     sys: &mut impl Sys,
 ) -> Result<(), StepError> {
+    if spec.namespaces == Namespaces::None {
+        return Ok(());
+    }
     if spec.namespaces == Namespaces::User {
         let (uid, gid) = spec
             .identity
@@ -79,6 +82,20 @@ pub fn enter_namespaces(
 }
 
 pub fn prepare_init(spec: &BuildSpec, sys: &mut impl Sys) -> Result<(), StepError> {
+    if spec.namespaces != Namespaces::None {
+        prepare_namespaces(spec, sys)?;
+    }
+    sys.personality(spec.uname26, !spec.aslr)
+        .step("set the personality (UNAME26, ADDR_NO_RANDOMIZE)")?;
+    if let Some(cpus) = &spec.cpus {
+        sys.set_affinity(cpus).step("set the CPU affinity")?;
+    }
+    sys.umask(spec.umask);
+    Ok(())
+}
+
+/// The steps that need the build's own mount and UTS namespaces.
+fn prepare_namespaces(spec: &BuildSpec, sys: &mut impl Sys) -> Result<(), StepError> {
     sys.mount(
         None,
         Path::new("/"),
@@ -99,6 +116,7 @@ pub fn prepare_init(spec: &BuildSpec, sys: &mut impl Sys) -> Result<(), StepErro
         View::Disorder { order } => sys
             .mount_disorderfs(&spec.workspace, &spec.build_root, order)
             .step("mount disorderfs at the build path")?,
+        View::InPlace => {}
     }
     if let Some(id) = &spec.identity {
         for (file, make) in [
@@ -118,12 +136,6 @@ pub fn prepare_init(spec: &BuildSpec, sys: &mut impl Sys) -> Result<(), StepErro
         sys.sethostname(host).step("set the host name")?;
         sys.setdomainname(domain).step("set the NIS domain name")?;
     }
-    sys.personality(spec.uname26, !spec.aslr)
-        .step("set the personality (UNAME26, ADDR_NO_RANDOMIZE)")?;
-    if let Some(cpus) = &spec.cpus {
-        sys.set_affinity(cpus).step("set the CPU affinity")?;
-    }
-    sys.umask(spec.umask);
     Ok(())
 }
 
