@@ -95,6 +95,7 @@ const MANAGED_ENV: &[&str] = &[
     "LD_PRELOAD",
     "FAKETIME",
     "FAKETIME_DONT_FAKE_MONOTONIC",
+    "NO_FAKE_STAT",
     "FAKETIME_SHARED",
     "LOCPATH",
     "USER",
@@ -319,6 +320,9 @@ impl Plan {
             },
         );
         set("FAKETIME_DONT_FAKE_MONOTONIC", "1".into());
+        // Move the clock only: with faked stat() the files a build reads would seem a year
+        // newer, and archivers would record mtimes the files never had (a false culprit).
+        set("NO_FAKE_STAT", "1".into());
         // libfaketime puts the name of its semaphore in FAKETIME_SHARED (in the private
         // /dev/shm, the build command always makes one), so builds without it get the variable
         // too. Empty would make a libfaketime the build loads itself exit; a name of nothing is

@@ -7,6 +7,7 @@
 #
 # Usage: benches/disorderfs/run.sh [WORKDIR]     (as root; from the repository root)
 # Knobs: FILES=10000 CFILES=1000 SIZE_MB=1024 REPS=3 OURS=... DEBIAN=/usr/bin/disorderfs
+#        VARIANTS="native debian ours ours-noopen" (native must stay in, first)
 set -euo pipefail
 
 FILES=${FILES:-10000}
@@ -112,7 +113,7 @@ bench_io() {
     echo "$SIZE_MB / ($t2 - $t1)" | bc -l | xargs printf '%.0f\n'
 }
 
-VARIANTS="native debian ours ours-noopen"
+VARIANTS=${VARIANTS:-native debian ours ours-noopen}
 declare -A TAR MAKE IO
 # Warm-up: gcc, make and tar into the page cache, so the first variant pays no extra.
 bench_make native >/dev/null
