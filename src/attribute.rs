@@ -14,6 +14,7 @@
 //! earlier are not searched for.
 
 use crate::variation::{Kind, Set};
+use futures::future::Either;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
@@ -58,13 +59,7 @@ where
         }
     }
 
-    /// Records a result known without building (the control, the full experiment).
-    pub fn know(&self, set: Set, diff: Diff) {
-        let cell = Arc::new(OnceCell::new_with(Some(Ok(diff))));
-        self.memo.lock().expect("memo lock").insert(set, cell);
-    }
-
-    /// How many builds the search itself started.
+    /// How many configurations the oracle was asked about.
     pub fn builds(&self) -> usize {
         self.builds.load(Ordering::Relaxed)
     }
@@ -163,13 +158,11 @@ where
 
     /// Finds the minimal culprit sets within `varied`, whose full result is `diff`.
     /// `candidates` are variations named by sentinel evidence, tried first.
-    pub async fn run(
-        &self,
-        varied: Set,
-        diff: Diff,
-        candidates: &[Kind],
-    ) -> Result<Vec<Culprit>, E> {
-        self.know(varied, diff.clone());
+    ///
+    /// The oracle answers for `varied` itself (the experiment, already built). Its answer is
+    /// awaited only when needed, so the first builds start at once, while the caller may
+    /// still be working out which differences are noise.
+    pub async fn run(&self, varied: Set, candidates: &[Kind]) -> Result<Vec<Culprit>, E> {
         let candidates: Vec<Kind> = candidates
             .iter()
             .copied()
@@ -193,15 +186,47 @@ where
             }
         }
         let mut rest = culprits.iter().fold(varied, |acc, c| acc.difference(c.set));
-        while self.changes(rest, None).await? {
-            let m = self.minimize(rest, Set::EMPTY, None).await?;
+        // The whole experiment differs (that is why we are here), so the first search needs
+        // no check; its result is checked instead, in case the difference was only noise.
+        let mut known_to_change = candidates.is_empty();
+        while known_to_change || self.changes(rest, None).await? {
+            let m = if known_to_change {
+                known_to_change = false;
+                // Search while the caller finds out whether the experiment's difference is
+                // only noise; if it is, stop (dropping the search cancels its builds).
+                let search = self.minimize(rest, Set::EMPTY, None);
+                let check = self.changes(varied, None);
+                futures::pin_mut!(search, check);
+                // The check is polled first, so an answer already known wins.
+                match futures::future::select(check, search).await {
+                    Either::Left((changes, search)) => {
+                        if !changes? {
+                            break;
+                        }
+                        search.await?
+                    }
+                    Either::Right((m, check)) => {
+                        if !check.await? {
+                            break;
+                        }
+                        m?
+                    }
+                }
+            } else {
+                self.minimize(rest, Set::EMPTY, None).await?
+            };
+            let artifacts = self.test(m).await?;
+            if m.is_empty() || artifacts.is_empty() {
+                break;
+            }
             culprits.push(Culprit {
                 set: m,
-                artifacts: self.test(m).await?,
+                artifacts,
                 from_sentinel: false,
             });
             rest = rest.difference(m);
         }
+        let diff = self.test(varied).await?;
         // An artifact that no set found so far explains has its own minimal set, which may
         // overlap the others (a file that changes only when two culprits act together).
         loop {
@@ -261,15 +286,11 @@ mod tests {
             .unwrap()
     }
 
-    fn full(rules: &[(Set, &'static str)]) -> Diff {
-        rules.iter().map(|(_, a)| a.to_string()).collect()
-    }
-
     #[test]
     fn one_culprit_among_fourteen_without_sentinels() {
         let rules = vec![(set(&[Kind::Timezone]), "out.txt")];
         let s = Search::new(oracle(rules.clone()));
-        let c = rt().block_on(s.run(Set::all(), full(&rules), &[])).unwrap();
+        let c = rt().block_on(s.run(Set::all(), &[])).unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].set, set(&[Kind::Timezone]));
         assert!(s.builds() <= 10, "{} builds", s.builds());
@@ -280,11 +301,13 @@ mod tests {
         let rules = vec![(set(&[Kind::DomainHost]), "a")];
         let s = Search::new(oracle(rules.clone()));
         let c = rt()
-            .block_on(s.run(Set::all(), full(&rules), &[Kind::DomainHost]))
+            .block_on(s.run(Set::all(), &[Kind::DomainHost]))
             .unwrap();
         assert_eq!(c[0].set, set(&[Kind::DomainHost]));
         assert!(c[0].from_sentinel);
-        assert_eq!(s.builds(), 2);
+        // The confirmation, the check of the rest, and the experiment's own answer (which
+        // the real oracle gives without building).
+        assert_eq!(s.builds(), 3);
     }
 
     #[test]
@@ -295,7 +318,7 @@ mod tests {
             (set(&[Kind::DomainHost, Kind::Umask]), "both.txt"),
         ];
         let s = Search::new(oracle(rules.clone()));
-        let c = rt().block_on(s.run(Set::all(), full(&rules), &[])).unwrap();
+        let c = rt().block_on(s.run(Set::all(), &[])).unwrap();
         let sets: Vec<Set> = c.iter().map(|c| c.set).collect();
         assert_eq!(
             sets,
@@ -313,7 +336,7 @@ mod tests {
         // environment is first in the catalogue and fileordering last: opposite halves.
         let rules = vec![(set(&[Kind::Environment, Kind::Fileordering]), "x")];
         let s = Search::new(oracle(rules.clone()));
-        let c = rt().block_on(s.run(Set::all(), full(&rules), &[])).unwrap();
+        let c = rt().block_on(s.run(Set::all(), &[])).unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].set, set(&[Kind::Environment, Kind::Fileordering]));
     }
@@ -326,7 +349,7 @@ mod tests {
             (set(&[Kind::DomainHost, Kind::Umask]), "both.txt"),
         ];
         let s = Search::new(oracle(rules.clone()));
-        let c = rt().block_on(s.run(Set::all(), full(&rules), &[])).unwrap();
+        let c = rt().block_on(s.run(Set::all(), &[])).unwrap();
         let both = c
             .iter()
             .find(|c| c.set == set(&[Kind::DomainHost, Kind::Umask]))
@@ -341,7 +364,7 @@ mod tests {
         for k in Kind::ALL {
             let rules = vec![(set(&[k]), "out")];
             let s = Search::new(oracle(rules.clone()));
-            let c = rt().block_on(s.run(Set::all(), full(&rules), &[])).unwrap();
+            let c = rt().block_on(s.run(Set::all(), &[])).unwrap();
             assert_eq!(c.iter().map(|c| c.set).collect::<Vec<_>>(), vec![set(&[k])]);
             worst_single = worst_single.max(s.builds());
         }
@@ -354,7 +377,7 @@ mod tests {
             for y in &Kind::ALL[i + 1..] {
                 let rules = vec![(set(&[*x, *y]), "out")];
                 let s = Search::new(oracle(rules.clone()));
-                let c = rt().block_on(s.run(Set::all(), full(&rules), &[])).unwrap();
+                let c = rt().block_on(s.run(Set::all(), &[])).unwrap();
                 assert_eq!(
                     c.iter().map(|c| c.set).collect::<Vec<_>>(),
                     vec![set(&[*x, *y])],
@@ -362,6 +385,15 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn differences_that_are_only_noise_stop_the_search_at_once() {
+        // The oracle says nothing differs (all noise), though the caller started the search.
+        let s = Search::new(|_: Set| std::future::ready(Ok::<Diff, ()>(Diff::new())));
+        let c = rt().block_on(s.run(Set::all(), &[])).unwrap();
+        assert!(c.is_empty());
+        assert!(s.builds() <= 3, "{} builds", s.builds());
     }
 
     #[test]
@@ -374,7 +406,7 @@ mod tests {
             seen.lock().unwrap().push(set);
             inner(set)
         });
-        rt().block_on(s.run(Set::all(), full(&rules), &[Kind::Umask, Kind::Umask]))
+        rt().block_on(s.run(Set::all(), &[Kind::Umask, Kind::Umask]))
             .unwrap();
         let calls = calls.lock().unwrap();
         let unique: BTreeSet<Set> = calls.iter().copied().collect();

@@ -1,6 +1,7 @@
 //! One run of vary-build, start to end: plan, build, verify, compare, report. Owns the run
 //! directory, so every workspace is removed however the run ends.
 
+use crate::artifacts::Collected;
 use crate::attribute::{Culprit, Diff, Search};
 use crate::compare::{self, Limits};
 use crate::config::Config;
@@ -16,6 +17,7 @@ use crate::variation::{Kind, Set};
 use crate::verify;
 use crate::workspace;
 use crate::workspace::{RunDir, WorkspaceError};
+use futures::FutureExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -159,24 +161,82 @@ pub async fn run(
         cancel: cancel.clone(),
         path_turns: Default::default(),
     };
-    // The second control, built alongside, tells nondeterminism from variation.
-    let (control, control2, experiment) = tokio::join!(
-        dispatcher.build("control", Set::EMPTY),
-        async {
-            match config.attribute {
-                true => Some(dispatcher.build("control-2", Set::EMPTY).await),
-                false => None,
+    // Control and experiment take the first slots. The second control (which tells
+    // nondeterminism from variation) queues behind them and runs alongside the first
+    // attribution builds, which start as soon as the experiment is seen to differ; their
+    // results wait for it only when they need to subtract its noise.
+    let (c2_tx, c2_rx) = watch::channel::<Option<Option<Collected>>>(None);
+    let (dispatcher, config_ref) = (&dispatcher, &config);
+    let control2_branch = async move {
+        if !config_ref.attribute {
+            return None;
+        }
+        tokio::task::yield_now().await;
+        let r = dispatcher.build("control-2", Set::EMPTY).await;
+        let seen = r
+            .as_ref()
+            .ok()
+            .filter(|b| b.succeeded())
+            .map(|b| b.artifacts.clone());
+        let _ = c2_tx.send(Some(seen));
+        Some(r)
+    };
+    let main_branch = async {
+        let (control, experiment) = tokio::join!(
+            dispatcher.build("control", Set::EMPTY),
+            dispatcher.build("experiment", plan.varied)
+        );
+        let (control, experiment) = (control?, experiment?);
+        let compared = compare_artifacts(&control, &experiment);
+        let differs = compared
+            .iter()
+            .any(|a| a.status != ArtifactStatus::Identical);
+        let search = if config.attribute
+            && differs
+            && control.succeeded()
+            && experiment.succeeded()
+            && !plan.varied.is_empty()
+        {
+            let noise = async {
+                let mut rx = c2_rx.clone();
+                let seen = rx
+                    .wait_for(Option::is_some)
+                    .await
+                    .ok()
+                    .and_then(|v| v.clone());
+                // A failed control-2 ends the run as a build failure; no noise meanwhile.
+                seen.flatten()
+                    .map(|c2| differing(&control.artifacts, &c2))
+                    .unwrap_or_default()
             }
-        },
-        dispatcher.build("experiment", plan.varied)
-    );
-    let mut builds = vec![control?, experiment?];
+            .shared();
+            Some(
+                search_culprits(
+                    dispatcher,
+                    &plan,
+                    &control,
+                    &experiment,
+                    &compared,
+                    noise,
+                    &events,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        Ok::<_, RunError>((control, experiment, compared, search))
+    };
+    let (main, control2) = tokio::join!(main_branch, control2_branch);
+    let (control, experiment, compared, search) = main?;
+    let mut builds = vec![control, experiment];
     if let Some(c2) = control2 {
         builds.push(c2?);
     }
-    let mut outcome = conclude(&config, &plan, report, &builds);
-    if config.attribute && !outcome.report.culprits.is_empty() {
-        let tries = attribute(&dispatcher, &plan, &builds, &mut outcome.report, &events).await?;
+    let mut outcome = conclude(&config, &plan, report, &builds, compared);
+    if let Some(found) = search {
+        let record = outcome.verdict != Verdict::BuildFailed && !outcome.report.culprits.is_empty();
+        let tries = record_attribution(&config, &mut outcome.report, found, record);
         builds.extend(tries);
     }
     if let Some(store) = &config.store_dir {
@@ -188,8 +248,8 @@ pub async fn run(
 }
 
 /// The artifacts whose hashes differ between two builds, or that only one has.
-fn differing(a: &BuildResult, b: &BuildResult) -> Diff {
-    let (x, y) = (&a.artifacts.artifacts, &b.artifacts.artifacts);
+fn differing(x: &Collected, y: &Collected) -> Diff {
+    let (x, y) = (&x.artifacts, &y.artifacts);
     x.keys()
         .chain(y.keys())
         .filter(|p| x.get(*p).map(|a| &a.sha256) != y.get(*p).map(|a| &a.sha256))
@@ -211,33 +271,30 @@ fn build_report(config: &Config, b: &BuildResult) -> BuildReport {
     }
 }
 
-/// Finds the exact culprit sets for the artifacts that differ, and records them in `report`.
-/// Returns the extra builds it ran.
-async fn attribute(
+/// What the attribution search found.
+struct Found {
+    culprits: Vec<Culprit>,
+    tries: Vec<BuildResult>,
+    evidence: Vec<explain::Evidence>,
+    /// The artifacts that differ because of variation (nondeterministic ones left out).
+    full: Diff,
+}
+
+/// Finds the exact culprit sets for the artifacts that differ. `noise` resolves to the
+/// nondeterministic artifacts once the second control is built.
+async fn search_culprits(
     dispatcher: &Dispatcher,
     plan: &Plan,
-    builds: &[BuildResult],
-    report: &mut Report,
+    control: &BuildResult,
+    experiment: &BuildResult,
+    compared: &[ArtifactReport],
+    noise: impl Future<Output = Diff> + Clone,
     events: &mpsc::UnboundedSender<Event>,
-) -> Result<Vec<BuildResult>, RunError> {
-    let control = &builds[0];
-    let experiment = &builds[1];
-    let noise: Diff = report
-        .artifacts
-        .iter()
-        .filter(|a| a.nondeterministic)
-        .map(|a| a.path.clone())
-        .collect();
-    let full: Diff = differing(control, experiment)
-        .difference(&noise)
-        .cloned()
-        .collect();
+) -> Result<Found, RunError> {
     let evidence = match (&control.probe, &experiment.probe) {
         (Some(c), Some(e)) => {
-            let diffs: Vec<(&str, &compare::Difference)> = report
-                .artifacts
+            let diffs: Vec<(&str, &compare::Difference)> = compared
                 .iter()
-                .filter(|a| full.contains(&a.path))
                 .filter_map(|a| a.differences.as_ref().map(|d| (a.path.as_str(), d)))
                 .collect();
             explain::find(&diffs, plan.varied, c, e)
@@ -251,43 +308,79 @@ async fn attribute(
             candidates.push(k);
         }
     }
+    let raw_full = differing(&control.artifacts, &experiment.artifacts);
     let tries = Mutex::new(Vec::new());
     let counter = AtomicUsize::new(0);
-    let culprits = if plan.varied.len() == 1 {
-        vec![Culprit {
-            set: plan.varied,
-            artifacts: full.clone(),
-            from_sentinel: false,
-        }]
-    } else {
-        let search = Search::new(|set: Set| {
-            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-            let (tries, noise) = (&tries, &noise);
-            async move {
+    let search = Search::new(|set: Set| {
+        let (tries, noise, raw_full, counter) = (&tries, noise.clone(), &raw_full, &counter);
+        async move {
+            let d = if set == plan.varied {
+                // The experiment itself: already built.
+                raw_full.clone()
+            } else {
+                let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
                 let _ = events.send(Event::Testing(set));
                 let b = dispatcher
                     .build(&format!("try-{n:02}"), set)
                     .await
                     .map_err(Arc::new)?;
-                let mut d: Diff = differing(control, &b).difference(noise).cloned().collect();
+                let mut d = differing(&control.artifacts, &b.artifacts);
                 if !b.succeeded() {
                     // A build that breaks under some variations has changed its output too.
                     d.insert(format!("(the build failed: see {})", b.name));
                 }
                 let _ = workspace::remove_tree(&b.dir.join("ws"));
                 tries.lock().expect("tries lock").push(b);
-                Ok::<Diff, Arc<DispatchError>>(d)
-            }
-        });
-        search
-            .run(plan.varied, full.clone(), &candidates)
-            .await
-            .map_err(|e| match *e {
-                DispatchError::Interrupted => RunError::Interrupted,
-                _ => RunError::Attribution(e.to_string()),
-            })?
+                d
+            };
+            let noise = noise.await;
+            Ok::<Diff, Arc<DispatchError>>(d.difference(&noise).cloned().collect())
+        }
+    });
+    let failed = |e: Arc<DispatchError>| match *e {
+        DispatchError::Interrupted => RunError::Interrupted,
+        _ => RunError::Attribution(e.to_string()),
     };
-    let tries = tries.into_inner().expect("tries lock");
+    let culprits = if plan.varied.len() == 1 {
+        let full = search.test(plan.varied).await.map_err(failed)?;
+        let one = Culprit {
+            set: plan.varied,
+            artifacts: full.clone(),
+            from_sentinel: false,
+        };
+        if full.is_empty() { vec![] } else { vec![one] }
+    } else {
+        search.run(plan.varied, &candidates).await.map_err(failed)?
+    };
+    let full = search.test(plan.varied).await.map_err(failed)?;
+    Ok(Found {
+        culprits,
+        tries: tries.into_inner().expect("tries lock"),
+        evidence,
+        full,
+    })
+}
+
+/// Writes what the search found into the report (when `record`; a run that ended in a build
+/// failure keeps only the list of builds) and returns the extra builds.
+fn record_attribution(
+    config: &Config,
+    report: &mut Report,
+    found: Found,
+    record: bool,
+) -> Vec<BuildResult> {
+    let Found {
+        culprits,
+        tries,
+        evidence,
+        full,
+    } = found;
+    report
+        .builds
+        .extend(tries.iter().map(|b| build_report(config, b)));
+    if !record {
+        return tries;
+    }
     report.culprits = culprits
         .iter()
         .map(|c| c.set.names().into_iter().map(String::from).collect())
@@ -314,13 +407,16 @@ async fn attribute(
         evidence,
         unexplained: full.difference(&explained).cloned().collect(),
     });
-    report
-        .builds
-        .extend(tries.iter().map(|b| build_report(dispatcher.config(), b)));
-    Ok(tries)
+    tries
 }
 
-fn conclude(config: &Config, plan: &Plan, mut report: Report, builds: &[BuildResult]) -> Outcome {
+fn conclude(
+    config: &Config,
+    plan: &Plan,
+    mut report: Report,
+    builds: &[BuildResult],
+    compared: Vec<ArtifactReport>,
+) -> Outcome {
     let (control, experiment) = (&builds[0], &builds[1]);
     let mut diagnostics = Vec::new();
     report.builds = builds.iter().map(|b| build_report(config, b)).collect();
@@ -406,9 +502,9 @@ fn conclude(config: &Config, plan: &Plan, mut report: Report, builds: &[BuildRes
         }
     }
 
-    report.artifacts = compare_artifacts(control, experiment);
+    report.artifacts = compared;
     if let Some(control2) = builds.get(2) {
-        let noise = differing(control, control2);
+        let noise = differing(&control.artifacts, &control2.artifacts);
         for a in report.artifacts.iter_mut() {
             a.nondeterministic = noise.contains(&a.path);
         }
