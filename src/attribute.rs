@@ -132,15 +132,21 @@ where
             } else {
                 Self::thirds(x)
             };
-            let (da, db) = tokio::join!(
-                self.changes(a.union(fixed), focus),
-                self.changes(b.union(fixed), focus)
-            );
-            if da? {
-                return self.minimize(a, fixed, focus).await;
+            // Whichever part answers first and changes the output is searched at once; the
+            // other is dropped (cancelling its build, or its wait for a slot).
+            let fa = Box::pin(self.changes(a.union(fixed), focus));
+            let fb = Box::pin(self.changes(b.union(fixed), focus));
+            let (first, first_part, rest, rest_part) = match futures::future::select(fa, fb).await {
+                Either::Left((ra, fb)) => (ra?, a, Either::Right(fb), b),
+                Either::Right((rb, fa)) => (rb?, b, Either::Left(fa), a),
+            };
+            if first {
+                // Drop the other part now: an unpolled build would keep its slot.
+                drop(rest);
+                return self.minimize(first_part, fixed, focus).await;
             }
-            if db? {
-                return self.minimize(b, fixed, focus).await;
+            if rest.await? {
+                return self.minimize(rest_part, fixed, focus).await;
             }
             if !c.is_empty() {
                 let y = self.minimize(c, fixed, focus).await?;
