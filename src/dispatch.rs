@@ -51,6 +51,8 @@ pub enum Event {
     },
     /// The attribution search is about to build with these variations.
     Testing(Set),
+    /// A build was stopped because its answer was no longer needed (or the run ended).
+    Cancelled(String),
     Warning(String),
 }
 
@@ -170,6 +172,12 @@ impl Dispatcher {
             name: name.to_string(),
             varied,
         });
+        // If this future is dropped (the attribution search no longer needs the build), the
+        // child is killed (kill_on_drop) and reporters hear that it was cancelled.
+        let mut cancelled = CancelNotice {
+            events: &self.events,
+            name: Some(name.to_string()),
+        };
         let started = Instant::now();
         let timeout = async {
             match self.timeout {
@@ -194,6 +202,7 @@ impl Dispatcher {
             }
         }
         .map_err(io_err("cannot wait for the build"))?;
+        cancelled.name = None;
         let duration = started.elapsed();
         let exit_code = status.code();
         let _ = self.events.send(Event::Finished {
@@ -236,6 +245,20 @@ impl Dispatcher {
             sandbox_error,
             artifacts,
         })
+    }
+}
+
+/// Sends [`Event::Cancelled`] when dropped, unless disarmed by taking `name`.
+struct CancelNotice<'a> {
+    events: &'a mpsc::UnboundedSender<Event>,
+    name: Option<String>,
+}
+
+impl Drop for CancelNotice<'_> {
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            let _ = self.events.send(Event::Cancelled(name));
+        }
     }
 }
 

@@ -21,12 +21,28 @@
 //!   underlying file without entering this process.
 //! - Elsewhere (inside a user namespace, as vary-build mounts it) the first `open` is
 //!   answered with ENOSYS: the kernel then opens and closes files without a round
-//!   trip, keeps their pages cached, and sends reads and writes with handle 0, which
-//!   are served by opening the inode for that one request. Round trips are what FUSE
-//!   costs (two context switches each), so this is the fastest mode for builds.
-//! - `READDIRPLUS` (adaptive) answers a listing and the lookups that usually follow
-//!   it in one round trip.
+//!   trip, keeps their pages cached, and sends reads and writes with handle 0. Reads
+//!   use one of a few descriptors kept open for recently read inodes (see `fdcache`),
+//!   writes a descriptor opened for the request. Round trips are what FUSE costs (two
+//!   context switches each), so this is the fastest mode for builds.
+//! - Where passthrough is not used, the kernel's writeback cache is on
+//!   (`Options::writeback_cache`): `write` only fills the page cache, the daemon gets
+//!   the data in requests of up to 1 MiB, at the latest when the file is closed (so
+//!   the root holds it once `close` returns), and data written through the mount stays
+//!   cached for the reads that follow. The kernel then owns sizes and mtimes of the
+//!   files it caches: appends are placed by the kernel (handles are opened without
+//!   `O_APPEND`), and the daemon's writes leave the root's mtime as the kernel set it.
+//!   A change made to a cached file behind the mount's back is not seen until the
+//!   kernel drops the file.
+//! - `READDIRPLUS` (always, not adaptive) answers a listing and the lookups that
+//!   follow it in one round trip per page of entries.
 //! - Requests are served by several threads, each with its own `/dev/fuse` clone.
+//!
+//! What is left per file read from a cold cache is a READ round trip, plus a GETATTR
+//! if the reader stats the file after reading (the kernel drops its cached atime after
+//! every READ). Pushing small files' contents into the kernel's cache ahead of reads
+//! (`notify_store`) would save both, but it can overwrite newer data a concurrent
+//! writer has just put in the page cache, so it is not done.
 //!
 //! File locks (`flock`, `fcntl`) are left to the kernel, which handles them locally
 //! for the mount: correct for every process using the mount, which is everyone in a
@@ -50,6 +66,7 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
+use crate::fdcache::ReadFds;
 use crate::inode::{Inode, ROOT_ID, Table};
 use crate::order::{Order, order_entries};
 use crate::sys;
@@ -67,6 +84,8 @@ pub(crate) struct Settings {
     pub ttl: Duration,
     pub passthrough: bool,
     pub no_open: bool,
+    /// Ask for the kernel's writeback cache (only where passthrough is not used).
+    pub writeback: bool,
 }
 
 /// One opened directory: its listing, fixed and ordered at `opendir`.
@@ -90,6 +109,10 @@ pub(crate) struct DisorderFs {
     settings: Settings,
     /// Whether the kernel agreed to passthrough and the last attempt to use it worked.
     passthrough: AtomicBool,
+    /// Whether the kernel agreed to cache writes (decided at `init`).
+    writeback: bool,
+    /// Read descriptors kept across no-open reads.
+    read_fds: ReadFds,
     dirs: Mutex<HashMap<u64, Arc<Listing>>>,
     next_dir: AtomicU64,
 }
@@ -135,6 +158,7 @@ fn kind_of_dtype(d_type: u8) -> Option<FileType> {
 enum IoFd {
     Handle(i32),
     Owned(OwnedFd),
+    Kept(Arc<OwnedFd>),
 }
 
 impl IoFd {
@@ -142,6 +166,7 @@ impl IoFd {
         match self {
             IoFd::Handle(fd) => *fd,
             IoFd::Owned(fd) => fd.as_raw_fd(),
+            IoFd::Kept(fd) => fd.as_raw_fd(),
         }
     }
 }
@@ -199,6 +224,8 @@ impl DisorderFs {
         Ok(DisorderFs {
             table: Table::new(root_fd, (st.st_dev, st.st_ino)),
             passthrough: AtomicBool::new(false),
+            writeback: false,
+            read_fds: ReadFds::default(),
             settings,
             dirs: Mutex::new(HashMap::new()),
             next_dir: AtomicU64::new(1),
@@ -348,9 +375,10 @@ impl DisorderFs {
     }
 
     /// The descriptor to do I/O with: the handle's own, or in no-open mode (where the
-    /// kernel sends handle 0) a descriptor of the inode opened for this request only.
-    /// Opening per request costs a syscall but only on page-cache misses, and keeps
-    /// the daemon at one descriptor per cached inode, however many files a build reads.
+    /// kernel sends handle 0) a descriptor of the inode: for reading, one of the few
+    /// kept open (see `fdcache`); for writing, one opened for this request only (with
+    /// the writeback cache, writes come in large batches). Either way the daemon stays
+    /// near one descriptor per cached inode, however many files a build reads.
     fn io_fd(&self, ino: INodeNo, fh: FileHandle, write: bool) -> Result<IoFd, Errno> {
         if !self.settings.no_open {
             return Ok(IoFd::Handle(fd_of(fh)));
@@ -359,10 +387,33 @@ impl DisorderFs {
         let opened = if write {
             sys::reopen(inode.fd(), libc::O_RDWR)
                 .or_else(|_| sys::reopen(inode.fd(), libc::O_WRONLY))
+                .map(IoFd::Owned)
         } else {
-            sys::reopen(inode.fd(), libc::O_RDONLY)
+            self.read_fds.get(&inode).map(IoFd::Kept)
         };
-        opened.map(IoFd::Owned).map_err(|e| errno(&e))
+        opened.map_err(|e| errno(&e))
+    }
+
+    /// Opens a file for a handle with `open(flags)`. With the writeback cache the
+    /// kernel chooses every write's offset itself (appends included) and may read to
+    /// fill a page of a file opened write-only, so the descriptor is opened without
+    /// `O_APPEND` and for reading too where permitted.
+    fn open_for_handle(
+        &self,
+        flags: i32,
+        open: impl Fn(i32) -> io::Result<OwnedFd>,
+    ) -> io::Result<OwnedFd> {
+        if !self.writeback {
+            return open(flags);
+        }
+        let flags = flags & !libc::O_APPEND;
+        if flags & libc::O_ACCMODE == libc::O_WRONLY {
+            let rdwr = (flags & !libc::O_ACCMODE) | libc::O_RDWR;
+            if let Ok(fd) = open(rdwr) {
+                return Ok(fd);
+            }
+        }
+        open(flags)
     }
 
     fn release_backing(&self, inode: &Inode) {
@@ -413,7 +464,10 @@ fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
 impl Filesystem for DisorderFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         for wanted in [
-            InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO,
+            // Always READDIRPLUS (not adaptive): a listing is nearly always followed by
+            // a lookup of each entry (`tar`, `find`, `make`), and the adaptive mode
+            // sends all but a listing's first page without attributes.
+            InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_AUTO_INVAL_DATA,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ASYNC_DIO,
@@ -427,6 +481,14 @@ impl Filesystem for DisorderFs {
         {
             self.passthrough.store(true, Ordering::Relaxed);
         }
+        // Passthrough files bypass the page cache this would fill.
+        self.writeback = self.settings.writeback
+            && !self.passthrough.load(Ordering::Relaxed)
+            && config
+                .add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE)
+                .is_ok();
+        // Writes of up to 1 MiB per request (the kernel's default cap on request pages).
+        let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_background(64);
         Ok(())
     }
@@ -451,6 +513,7 @@ impl Filesystem for DisorderFs {
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.table.forget(ino.0, nlookup);
+        self.read_fds.prune();
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -488,6 +551,9 @@ impl Filesystem for DisorderFs {
         };
         let _caller = AsCaller::new(self, req);
         let fh = fh.filter(|_| !self.settings.no_open);
+        // No write may restore an older mtime over this one (see `write`).
+        let _mtime_guard = (self.writeback && mtime.is_some())
+            .then(|| inode.mtime_lock.lock().expect("mtime lock poisoned"));
         let result = (|| -> io::Result<()> {
             if let Some(mode) = mode {
                 match fh {
@@ -676,7 +742,7 @@ impl Filesystem for DisorderFs {
         };
         let opened = {
             let _caller = AsCaller::new(self, req);
-            sys::reopen(inode.fd(), flags.0)
+            self.open_for_handle(flags.0, |flags| sys::reopen(inode.fd(), flags))
         };
         let fd = match opened {
             Ok(fd) => fd,
@@ -733,7 +799,32 @@ impl Filesystem for DisorderFs {
             Ok(fd) => fd,
             Err(e) => return reply.error(e),
         };
-        match sys::pwrite(fd.raw(), data, offset) {
+        if !self.writeback {
+            return match sys::pwrite(fd.raw(), data, offset) {
+                Ok(n) => reply.written(n as u32),
+                Err(e) => reply.error(errno(&e)),
+            };
+        }
+        // With the writeback cache the kernel owns the mtime: it sends it in a SETATTR
+        // when it changed it (which can overtake writes of older data still in flight)
+        // and not at all when a write fell in the same clock tick. Writes of cached
+        // data therefore leave the root's mtime as it was, so it stays the mount's.
+        let inode = match self.inode(ino) {
+            Ok(i) => i,
+            Err(e) => return reply.error(e),
+        };
+        let guard = inode.mtime_lock.lock().expect("mtime lock poisoned");
+        let written = sys::fstat(inode.fd()).and_then(|before| {
+            let n = sys::pwrite(fd.raw(), data, offset)?;
+            let mtime = libc::timespec {
+                tv_sec: before.st_mtime,
+                tv_nsec: before.st_mtime_nsec,
+            };
+            sys::utimens(inode.fd(), &[timespec(None), mtime])?;
+            Ok(n)
+        });
+        drop(guard);
+        match written {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(&e)),
         }
@@ -748,8 +839,9 @@ impl Filesystem for DisorderFs {
         reply: ReplyEmpty,
     ) {
         if self.settings.no_open {
-            // Writes are synchronous, so a close has nothing to report: ENOSYS tells
-            // the kernel to stop sending flushes.
+            // Writes are synchronous here, and the kernel writes a file's cached data
+            // back before it would flush, so a close has nothing to report: ENOSYS
+            // tells the kernel to stop sending flushes.
             return reply.error(Errno::ENOSYS);
         }
         // Closing a duplicate reports what closing the file would (write-back errors
@@ -1023,7 +1115,7 @@ impl Filesystem for DisorderFs {
             let _caller = AsCaller::new(self, req);
             sys::component(name).and_then(|n| {
                 let flags = (flags | libc::O_CREAT | libc::O_CLOEXEC) & !libc::O_NOFOLLOW;
-                sys::openat(parent.fd(), &n, flags, mode)
+                self.open_for_handle(flags, |flags| sys::openat(parent.fd(), &n, flags, mode))
             })
         };
         let fd = match created {
@@ -1039,8 +1131,8 @@ impl Filesystem for DisorderFs {
         };
         let ttl = self.settings.ttl;
         if self.settings.no_open {
-            // I/O opens the inode per request (see `io_fd`); this descriptor's flags
-            // (O_APPEND, say) must not be reused for other writers anyway.
+            // I/O uses descriptors of the inode (see `io_fd`); this descriptor's
+            // flags (O_APPEND, say) must not be reused for other writers anyway.
             drop(fd);
             return reply.created(
                 &ttl,

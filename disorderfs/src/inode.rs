@@ -34,6 +34,10 @@ pub(crate) struct Inode {
     /// The kernel passthrough backing file shared by all open handles of this inode,
     /// and how many handles use it.
     pub(crate) backing: Mutex<Option<(Arc<BackingId>, usize)>>,
+    /// With the writeback cache, held across each write (which must leave the mtime
+    /// as it was, see `DisorderFs::write`) and each mtime change, so the two cannot
+    /// interleave.
+    pub(crate) mtime_lock: Mutex<()>,
 }
 
 impl Inode {
@@ -78,6 +82,7 @@ impl Table {
                     key: root_key,
                     dir_path: Mutex::new(Vec::new()),
                     backing: Mutex::new(None),
+                    mtime_lock: Mutex::new(()),
                 }),
                 // The root is never forgotten.
                 nlookup: u64::MAX / 2,
@@ -127,6 +132,7 @@ impl Table {
                     key,
                     dir_path: Mutex::new(dir_path.unwrap_or_default()),
                     backing: Mutex::new(None),
+                    mtime_lock: Mutex::new(()),
                 }),
                 nlookup: 1,
             },

@@ -23,6 +23,7 @@
 //! ```
 
 mod error;
+mod fdcache;
 mod fs;
 mod inode;
 mod mount;

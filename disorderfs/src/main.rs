@@ -66,6 +66,12 @@ struct Cli {
     /// daemon (fastest without passthrough); `no` opens each file.
     #[arg(long, value_name = "yes|no", value_parser = yes_no, action = clap::ArgAction::Set, default_value = "yes")]
     no_open: bool,
+    /// Without passthrough, let the kernel cache writes and send them in batches
+    /// (fast); the kernel then trusts its own sizes and mtimes of cached files, so
+    /// changes made to ROOTDIR behind the mount's back may go unseen. `no` writes
+    /// through at once.
+    #[arg(long, value_name = "yes|no", value_parser = yes_no, action = clap::ArgAction::Set, default_value = "yes")]
+    writeback_cache: bool,
     /// Seconds the kernel may cache names and attributes.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     cache_timeout: f64,
@@ -113,6 +119,7 @@ impl Cli {
             threads: if self.single_thread { 1 } else { 2 },
             passthrough: self.passthrough,
             no_open: self.no_open,
+            writeback_cache: self.writeback_cache,
             mount_options: self.options.clone(),
             ..Options::default()
         })

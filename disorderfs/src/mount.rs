@@ -41,10 +41,18 @@ pub struct Options {
     pub passthrough: bool,
     /// Where passthrough is not in use, answer the kernel's first `open` with ENOSYS,
     /// so that it opens and closes files without asking us at all (and keeps their
-    /// pages cached): the fastest mode inside a user namespace. I/O then opens the
-    /// inode per request, so files opened with O_SYNC or O_DIRECT get ordinary I/O
-    /// underneath. Ignored when passthrough is used, which needs an open per file.
+    /// pages cached): the fastest mode inside a user namespace. The daemon then does
+    /// I/O on descriptors of its own, so files opened with O_SYNC or O_DIRECT get
+    /// ordinary I/O underneath. Ignored when passthrough is used, which needs an open per file.
     pub no_open: bool,
+    /// Where passthrough is not in use, let the kernel cache writes (FUSE writeback
+    /// cache): `write` fills the page cache and the daemon gets the data in large
+    /// batches, at the latest when the file is closed or synced. The kernel then owns
+    /// the size and mtime of every file it has cached, so a change made to the root
+    /// behind the mount's back to a file the kernel has cached is not seen until the
+    /// kernel drops that file; a build that works only through the mount is
+    /// unaffected.
+    pub writeback_cache: bool,
     /// Worker threads serving requests (at least 1).
     pub threads: usize,
     /// Allow mounting over a directory that has entries (they are hidden meanwhile).
@@ -62,6 +70,7 @@ impl Default for Options {
             cache_ttl: Duration::from_secs(60),
             passthrough: true,
             no_open: true,
+            writeback_cache: true,
             threads: 2,
             allow_nonempty: false,
             mount_options: Vec::new(),
@@ -190,6 +199,7 @@ pub fn mount(root: &Path, mountpoint: &Path, opts: &Options) -> Result<Mount, Er
         ttl: opts.cache_ttl,
         passthrough,
         no_open,
+        writeback: opts.writeback_cache && !passthrough,
     };
     let fs = DisorderFs::new(root_fd, settings).map_err(|source| Error::Io {
         what: format!("reading the attributes of {}", root.display()),

@@ -94,6 +94,12 @@ pub async fn print(mut events: mpsc::UnboundedReceiver<Event>, quiet: bool) {
                 state.finished += 1;
                 Some(finished_line(&name, exit_code, timed_out, duration))
             }
+            Event::Cancelled(name) => {
+                state.running.retain(|(n, _)| *n != name);
+                (!live).then(|| {
+                    format!("vary-build: {name}: cancelled, its answer is no longer needed")
+                })
+            }
             Event::Testing(set) => {
                 state.testing = Some(set);
                 (!live).then(|| format!("vary-build: testing whether {set} changes the output"))
