@@ -145,8 +145,21 @@ where
                 drop(rest);
                 return self.minimize(first_part, fixed, focus).await;
             }
-            if rest.await? {
-                return self.minimize(rest_part, fixed, focus).await;
+            // While the other part's answer is pending, search inside it as if it changed
+            // the output, so that idle build slots work ahead; if it did not, that
+            // speculative search is dropped (with its builds).
+            let ahead = self.minimize(rest_part, fixed, focus);
+            match futures::future::select(rest, ahead).await {
+                Either::Left((changes, ahead)) => {
+                    if changes? {
+                        return ahead.await;
+                    }
+                }
+                Either::Right((y, rest)) => {
+                    if rest.await? {
+                        return y;
+                    }
+                }
             }
             if !c.is_empty() {
                 let y = self.minimize(c, fixed, focus).await?;
