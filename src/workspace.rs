@@ -128,9 +128,58 @@ pub struct RunDir {
     keep: bool,
 }
 
+/// The file in a run directory that names the vary-build process owning it.
+const OWNER_FILE: &str = "owner";
+
+/// `PID START` of a process (start time in clock ticks since boot, field 22 of
+/// /proc/PID/stat), which tells a live owner from a later process that reused its pid.
+fn process_identity(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name, which may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let start = rest.split(' ').nth(19)?;
+    Some(format!("{pid} {start}"))
+}
+
+/// Removes run directories in `base` whose owner is gone: what a vary-build killed with
+/// SIGKILL could not clean up itself. Directories of live runs, and ones we cannot read,
+/// are left alone.
+pub fn sweep_stale_runs(base: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_run = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("vary-build-run."));
+        let Ok(owner) = std::fs::read_to_string(path.join(OWNER_FILE)) else {
+            continue;
+        };
+        let alive = owner
+            .split(' ')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .and_then(process_identity)
+            .is_some_and(|now| now == owner.trim());
+        if is_run && !alive && remove_tree(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 impl RunDir {
     pub fn create() -> Result<RunDir, WorkspaceError> {
         let base = std::env::temp_dir();
+        for stale in sweep_stale_runs(&base) {
+            eprintln!(
+                "vary-build: removed {}, left by a vary-build that was killed",
+                stale.display()
+            );
+        }
         let dir = tempfile::Builder::new()
             .prefix("vary-build-run.")
             .tempdir_in(&base)
@@ -138,10 +187,16 @@ impl RunDir {
                 dir: base.clone(),
                 source,
             })?;
-        Ok(RunDir {
+        let run = RunDir {
             path: dir.keep(),
             keep: false,
-        })
+        };
+        let me = process_identity(std::process::id()).unwrap_or_default();
+        std::fs::write(run.path.join(OWNER_FILE), me).map_err(|source| WorkspaceError::RunDir {
+            dir: run.path.clone(),
+            source,
+        })?;
+        Ok(run)
     }
 
     pub fn path(&self) -> &Path {
@@ -166,6 +221,25 @@ impl Drop for RunDir {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn stale_run_dirs_are_swept_and_live_ones_kept() {
+        let base = tempfile::tempdir().unwrap();
+        let live = base.path().join("vary-build-run.live");
+        let dead = base.path().join("vary-build-run.dead");
+        let other = base.path().join("not-ours");
+        for d in [&live, &dead, &other] {
+            fs::create_dir(d).unwrap();
+        }
+        let me = process_identity(std::process::id()).unwrap();
+        fs::write(live.join(OWNER_FILE), &me).unwrap();
+        // Our pid with another start time: a process that reused a dead run's pid.
+        fs::write(dead.join(OWNER_FILE), format!("{} 1", std::process::id())).unwrap();
+        fs::write(other.join(OWNER_FILE), "1 1").unwrap();
+        let removed = sweep_stale_runs(base.path());
+        assert_eq!(removed, vec![dead.clone()]);
+        assert!(live.exists() && other.exists() && !dead.exists());
+    }
 
     #[test]
     fn copies_modes_mtimes_and_symlinks_without_following_them() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::common::{Workdir, mounts_under, processes_with, wait_until};
+use crate::common::{Workdir, list_dir, mounts_under, processes_with, wait_until};
 
 /// Time for a started build to fork its sleepers: generous, a loaded CI
 /// machine copies and sets up namespaces slowly.
@@ -112,4 +112,13 @@ fn sigkill_of_vary_build_leaves_no_process_or_mount() {
     out.check(unmounted, || {
         format!("5 s after vary-build was killed, mounts remain: {mounts:?}")
     });
+    // The killed run could not remove its run directory; the next run sweeps it (and the
+    // harness checks that TMPDIR is empty afterwards).
+    let stale = list_dir(&wd.tmpdir());
+    out.check(!stale.is_empty(), || {
+        "the killed run left no run directory?".into()
+    });
+    let next = wd.vary_build().vary("@umask").command(["true"]).run();
+    next.assert_exit(0)
+        .assert_stderr_contains("left by a vary-build that was killed");
 }
