@@ -65,7 +65,15 @@ fn run_without_userns(dir: &Path, user: &User, script: &str, args: &[&str]) -> R
         .stderr(Stdio::piped())
         .spawn()
         .expect("run unshare");
-    std::thread::sleep(Duration::from_millis(200));
+    // The maps can only be written once `unshare` has entered its new namespace.
+    let ours = fs::read_link("/proc/self/ns/user").unwrap();
+    let entered = wait_until(Duration::from_secs(20), || {
+        fs::read_link(format!("/proc/{}/ns/user", child.id())).is_ok_and(|ns| ns != ours)
+    });
+    assert!(
+        entered,
+        "unshare --user did not enter a new user namespace within 20 s"
+    );
     for map in ["uid_map", "gid_map"] {
         fs::write(format!("/proc/{}/{map}", child.id()), "0 0 4294967295\n")
             .unwrap_or_else(|e| panic!("writing {map} (the tests must run as root): {e}"));

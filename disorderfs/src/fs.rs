@@ -50,7 +50,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -236,6 +236,12 @@ impl DisorderFs {
         self.table.get(ino.0).ok_or(Errno::ESTALE)
     }
 
+    /// `inode` for handlers that work in `io::Result`, so that a stale node is one
+    /// more error of the request and the reply is written in one place.
+    fn inode_io(&self, ino: INodeNo) -> io::Result<Arc<Inode>> {
+        self.inode(ino).map_err(io_of)
+    }
+
     fn attr(&self, id: u64, st: &libc::stat) -> FileAttr {
         FileAttr {
             ino: INodeNo(id),
@@ -286,6 +292,45 @@ impl DisorderFs {
             Ok((_, attr)) => reply.entry(&self.settings.ttl, &attr, Generation(0)),
             Err(e) => reply.error(errno(&e)),
         }
+    }
+
+    /// Answers `getattr` and `setattr`: both end with the node's fresh attributes.
+    fn reply_attr(&self, ino: INodeNo, st: io::Result<libc::stat>, reply: ReplyAttr) {
+        match st {
+            Ok(st) => reply.attr(&self.settings.ttl, &self.attr_of_node(ino.0, &st)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    /// Creates the entry `name` in `parent` with `make(parent, name)` and answers with
+    /// a lookup of it, which takes the kernel's reference: what `mknod`, `mkdir` and
+    /// `symlink` share. It runs as the caller so that the entry belongs to them.
+    fn make_entry(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        reply: ReplyEntry,
+        make: impl FnOnce(BorrowedFd<'_>, &CStr) -> io::Result<()>,
+    ) {
+        let parent = match self.inode(parent) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let made = {
+            let _caller = AsCaller::new(self, req);
+            sys::component(name).and_then(|n| make(parent.fd(), &n))
+        };
+        match made {
+            Ok(()) => self.reply_lookup(&parent, name, reply),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    /// Removes `name` from `parent` (`unlink` and `rmdir`, told apart by `flags`).
+    fn remove(&self, parent: INodeNo, name: &OsStr, flags: i32) -> io::Result<()> {
+        let parent = self.inode_io(parent)?;
+        sys::unlinkat(parent.fd(), &sys::component(name)?, flags)
     }
 
     /// Opens an ordered listing of `dir`.
@@ -517,14 +562,8 @@ impl Filesystem for DisorderFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let inode = match self.inode(ino) {
-            Ok(i) => i,
-            Err(e) => return reply.error(e),
-        };
-        match sys::fstat(inode.fd()) {
-            Ok(st) => reply.attr(&self.settings.ttl, &self.attr_of_node(ino.0, &st)),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let st = self.inode_io(ino).and_then(|inode| sys::fstat(inode.fd()));
+        self.reply_attr(ino, st, reply);
     }
 
     fn setattr(
@@ -575,19 +614,13 @@ impl Filesystem for DisorderFs {
             }
             Ok(())
         })();
-        match result.and_then(|()| sys::fstat(inode.fd())) {
-            Ok(st) => reply.attr(&self.settings.ttl, &self.attr_of_node(ino.0, &st)),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.reply_attr(ino, result.and_then(|()| sys::fstat(inode.fd())), reply);
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.inode(ino) {
-            Ok(inode) => match sys::readlink(inode.fd()) {
-                Ok(target) => reply.data(&target),
-                Err(e) => reply.error(errno(&e)),
-            },
-            Err(e) => reply.error(e),
+        match self.inode_io(ino).and_then(|i| sys::readlink(i.fd())) {
+            Ok(target) => reply.data(&target),
+            Err(e) => reply.error(errno(&e)),
         }
     }
 
@@ -601,18 +634,9 @@ impl Filesystem for DisorderFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let parent = match self.inode(parent) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        let made = {
-            let _caller = AsCaller::new(self, req);
-            sys::component(name).and_then(|n| sys::mknodat(parent.fd(), &n, mode, u64::from(rdev)))
-        };
-        match made {
-            Ok(()) => self.reply_lookup(&parent, name, reply),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.make_entry(req, parent, name, reply, |dir, n| {
+            sys::mknodat(dir, n, mode, u64::from(rdev))
+        });
     }
 
     fn mkdir(
@@ -624,41 +648,17 @@ impl Filesystem for DisorderFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        let parent = match self.inode(parent) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        let made = {
-            let _caller = AsCaller::new(self, req);
-            sys::component(name).and_then(|n| sys::mkdirat(parent.fd(), &n, mode))
-        };
-        match made {
-            Ok(()) => self.reply_lookup(&parent, name, reply),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.make_entry(req, parent, name, reply, |dir, n| {
+            sys::mkdirat(dir, n, mode)
+        });
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let parent = match self.inode(parent) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        match sys::component(name).and_then(|n| sys::unlinkat(parent.fd(), &n, 0)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_empty(reply, self.remove(parent, name, 0));
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let parent = match self.inode(parent) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        match sys::component(name).and_then(|n| sys::unlinkat(parent.fd(), &n, libc::AT_REMOVEDIR))
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_empty(reply, self.remove(parent, name, libc::AT_REMOVEDIR));
     }
 
     fn symlink(
@@ -669,22 +669,9 @@ impl Filesystem for DisorderFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let parent = match self.inode(parent) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        let made = {
-            let _caller = AsCaller::new(self, req);
-            let target = CString::new(target.as_os_str().as_bytes())
-                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
-            target.and_then(|t| {
-                sys::component(link_name).and_then(|n| sys::symlinkat(&t, parent.fd(), &n))
-            })
-        };
-        match made {
-            Ok(()) => self.reply_lookup(&parent, link_name, reply),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.make_entry(req, parent, link_name, reply, |dir, n| {
+            sys::symlinkat(&c_name(target.as_os_str())?, dir, n)
+        });
     }
 
     fn rename(
@@ -697,19 +684,12 @@ impl Filesystem for DisorderFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (parent, newparent) = match (self.inode(parent), self.inode(newparent)) {
-            (Ok(p), Ok(n)) => (p, n),
-            (Err(e), _) | (_, Err(e)) => return reply.error(e),
-        };
-        let result = sys::component(name).and_then(|old| {
-            sys::component(newname).and_then(|new| {
-                sys::renameat2(parent.fd(), &old, newparent.fd(), &new, flags.bits())
-            })
-        });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let renamed = (|| {
+            let (parent, newparent) = (self.inode_io(parent)?, self.inode_io(newparent)?);
+            let (old, new) = (sys::component(name)?, sys::component(newname)?);
+            sys::renameat2(parent.fd(), &old, newparent.fd(), &new, flags.bits())
+        })();
+        reply_empty(reply, renamed);
     }
 
     fn link(
@@ -889,22 +869,12 @@ impl Filesystem for DisorderFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let fd = match self.io_fd(ino, fh, false) {
-            Ok(fd) => fd,
-            Err(e) => return reply.error(e),
-        };
-        match sys::fsync(fd.raw(), datasync) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let fd = self.io_fd(ino, fh, false).map_err(io_of);
+        reply_empty(reply, fd.and_then(|fd| sys::fsync(fd.raw(), datasync)));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let inode = match self.inode(ino) {
-            Ok(i) => i,
-            Err(e) => return reply.error(e),
-        };
-        match self.list(inode) {
+        match self.inode_io(ino).and_then(|inode| self.list(inode)) {
             Ok(listing) => {
                 let fh = self.next_dir.fetch_add(1, Ordering::Relaxed);
                 self.dirs
@@ -996,29 +966,16 @@ impl Filesystem for DisorderFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let listing = match self.listing(fh) {
-            Ok(l) => l,
-            Err(e) => return reply.error(e),
-        };
-        let result = sys::openat(
-            listing.dir.fd(),
-            c".",
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            0,
-        )
-        .and_then(|fd| sys::fsync(fd.as_raw_fd(), datasync));
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let synced = self.listing(fh).map_err(io_of).and_then(|listing| {
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            let fd = sys::openat(listing.dir.fd(), c".", flags, 0)?;
+            sys::fsync(fd.as_raw_fd(), datasync)
+        });
+        reply_empty(reply, synced);
     }
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
-        let inode = match self.inode(ino) {
-            Ok(i) => i,
-            Err(e) => return reply.error(e),
-        };
-        match sys::fstatvfs(inode.fd()) {
+        match self.inode_io(ino).and_then(|i| sys::fstatvfs(i.fd())) {
             Ok(s) => reply.statfs(
                 s.f_blocks,
                 s.f_bfree,
@@ -1043,18 +1000,15 @@ impl Filesystem for DisorderFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let result = self.inode(ino).map_err(io_of).and_then(|inode| {
+        let set = self.inode_io(ino).and_then(|inode| {
             let name = c_name(name)?;
             sys::setxattr(inode.fd(), &name, value, flags)
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_empty(reply, set);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let result = self.inode(ino).map_err(io_of).and_then(|inode| {
+        let result = self.inode_io(ino).and_then(|inode| {
             let name = c_name(name)?;
             let mut buf = vec![0u8; size as usize];
             let n = sys::getxattr(inode.fd(), &name, &mut buf)?;
@@ -1065,7 +1019,7 @@ impl Filesystem for DisorderFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let result = self.inode(ino).map_err(io_of).and_then(|inode| {
+        let result = self.inode_io(ino).and_then(|inode| {
             let mut buf = vec![0u8; size as usize];
             let n = sys::listxattr(inode.fd(), &mut buf)?;
             buf.truncate(n);
@@ -1075,26 +1029,19 @@ impl Filesystem for DisorderFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let result = self.inode(ino).map_err(io_of).and_then(|inode| {
+        let removed = self.inode_io(ino).and_then(|inode| {
             let name = c_name(name)?;
             sys::removexattr(inode.fd(), &name)
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_empty(reply, removed);
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        let inode = match self.inode(ino) {
-            Ok(i) => i,
-            Err(e) => return reply.error(e),
-        };
-        let _caller = AsCaller::new(self, req);
-        match sys::faccessat(inode.fd(), mask.bits()) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let allowed = self.inode_io(ino).and_then(|inode| {
+            let _caller = AsCaller::new(self, req);
+            sys::faccessat(inode.fd(), mask.bits())
+        });
+        reply_empty(reply, allowed);
     }
 
     fn create(
@@ -1159,14 +1106,11 @@ impl Filesystem for DisorderFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        let fd = match self.io_fd(ino, fh, true) {
-            Ok(fd) => fd,
-            Err(e) => return reply.error(e),
-        };
-        match sys::fallocate(fd.raw(), mode, offset, length) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let fd = self.io_fd(ino, fh, true).map_err(io_of);
+        reply_empty(
+            reply,
+            fd.and_then(|fd| sys::fallocate(fd.raw(), mode, offset, length)),
+        );
     }
 
     fn lseek(
@@ -1178,11 +1122,8 @@ impl Filesystem for DisorderFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
-        let fd = match self.io_fd(ino, fh, false) {
-            Ok(fd) => fd,
-            Err(e) => return reply.error(e),
-        };
-        match sys::lseek(fd.raw(), offset, whence) {
+        let fd = self.io_fd(ino, fh, false).map_err(io_of);
+        match fd.and_then(|fd| sys::lseek(fd.raw(), offset, whence)) {
             Ok(pos) => reply.offset(pos),
             Err(e) => reply.error(errno(&e)),
         }
@@ -1195,6 +1136,14 @@ fn io_of(e: Errno) -> io::Error {
 
 fn c_name(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Answers a request that has nothing to return but success or an errno.
+fn reply_empty(reply: ReplyEmpty, result: io::Result<()>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(&e)),
+    }
 }
 
 fn reply_xattr(result: io::Result<(usize, Vec<u8>)>, size: u32, reply: ReplyXattr) {

@@ -4,81 +4,59 @@
 use std::borrow::Cow;
 use std::io::Read;
 
-use crate::compare::Difference;
-use crate::compare::archive::{self, Kind, Member};
-use crate::compare::metadata::unix_time;
-use crate::compare::registry::{Comparator, Context, FormatError};
-
-const KIND: Kind = Kind {
-    format: "ar",
-    noun: "member",
-    compare_content: archive::compare_nested,
-};
+use crate::compare::Limits;
+use crate::compare::archive::{Container, Kind, Member};
+use crate::compare::metadata::{Fields, unix_time};
+use crate::compare::registry::FormatError;
 
 pub(crate) struct Ar;
 
-impl Comparator for Ar {
-    fn name(&self) -> &'static str {
-        KIND.format
-    }
+impl Container for Ar {
+    const KIND: Kind = Kind::archive("ar");
+    // Never shown: the global header is only the magic, so `read` returns no fields.
+    const HEADER: &'static str = "ar archive";
 
     fn recognizes(&self, data: &[u8]) -> bool {
         data.starts_with(b"!<arch>\n")
     }
 
-    fn compare(
+    fn read<'a>(
         &self,
-        control: &[u8],
-        experiment: &[u8],
-        source: &str,
-        context: &Context,
-    ) -> Result<Difference, FormatError> {
-        let children = archive::compare_members(
-            &KIND,
-            source,
-            members(control)?,
-            members(experiment)?,
-            context,
-        );
-        Ok(archive::container(
-            &KIND, source, children, control, experiment, context,
-        ))
+        data: &'a [u8],
+        _limits: &Limits,
+    ) -> Result<(Fields, Vec<Member<'a>>), FormatError> {
+        let error = |e| FormatError::new("cannot read ar archive", e);
+        // The ar crate skips the symbol table and resolves GNU and BSD long names.
+        let mut archive = ::ar::Archive::new(data);
+        let mut members = Vec::new();
+        while let Some(entry) = archive.next_entry() {
+            let mut entry = entry.map_err(error)?;
+            let header = entry.header();
+            let name = String::from_utf8_lossy(header.identifier()).into_owned();
+            let fields = vec![
+                (
+                    "mtime",
+                    unix_time(i64::try_from(header.mtime()).unwrap_or(i64::MAX)),
+                ),
+                ("uid", header.uid().to_string()),
+                ("gid", header.gid().to_string()),
+                ("mode", format!("{:o}", header.mode())),
+            ];
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).map_err(error)?;
+            members.push(Member {
+                name,
+                fields,
+                content: Some(Cow::Owned(content)),
+            });
+        }
+        Ok((Fields::new(), members))
     }
-}
-
-fn members(data: &[u8]) -> Result<Vec<Member<'static>>, FormatError> {
-    let error = |e| FormatError::new("cannot read ar archive", e);
-    // The ar crate skips the symbol table and resolves GNU and BSD long names.
-    let mut archive = ::ar::Archive::new(data);
-    let mut members = Vec::new();
-    while let Some(entry) = archive.next_entry() {
-        let mut entry = entry.map_err(error)?;
-        let header = entry.header();
-        let name = String::from_utf8_lossy(header.identifier()).into_owned();
-        let fields = vec![
-            (
-                "mtime",
-                unix_time(i64::try_from(header.mtime()).unwrap_or(i64::MAX)),
-            ),
-            ("uid", header.uid().to_string()),
-            ("gid", header.gid().to_string()),
-            ("mode", format!("{:o}", header.mode())),
-        ];
-        let mut content = Vec::new();
-        entry.read_to_end(&mut content).map_err(error)?;
-        members.push(Member {
-            name,
-            fields,
-            content: Some(Cow::Owned(content)),
-        });
-    }
-    Ok(members)
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::compare::Difference;
-    use crate::compare::test_support::{Scratch, run};
+    use crate::compare::test_support::{Scratch, leaves, run};
 
     /// Builds `dir/pkg.deb` the way dpkg-deb lays it out.
     fn deb(s: &Scratch, dir: &str, changelog: &str, ar_flags: &str) {
@@ -141,8 +119,7 @@ mod tests {
             .compare("a/pkg.deb", "b/pkg.deb", "demo_1.0_all.deb")
             .unwrap();
         assert_eq!(d.comparator, "ar");
-        let leaves: Vec<&Difference> = d.leaves().collect();
-        assert_eq!(leaves.len(), 1, "{}", d.render_text(0));
+        let leaves = leaves(&d, 1);
         let leaf = leaves[0];
         assert_eq!(
             leaf.source,
@@ -175,8 +152,7 @@ mod tests {
             run(s.path(side), "ar", &["rcU", "lib.a", "m.o"]);
         }
         let d = s.compare("a/lib.a", "b/lib.a", "lib.a").unwrap();
-        let leaves: Vec<&Difference> = d.leaves().collect();
-        assert_eq!(leaves.len(), 1, "{}", d.render_text(0));
+        let leaves = leaves(&d, 1);
         assert_eq!(leaves[0].source, "lib.a → m.o");
         assert_eq!(
             leaves[0].comment.as_deref(),

@@ -1,6 +1,10 @@
 //! What all archives (tar, zip, ar) and ELF section tables share: a list of named members
 //! with metadata and contents, compared for membership, order, metadata and contents.
 //!
+//! Each such format only says how to recognise and read itself ([`Container`]); the
+//! comparison around the reading is written once here, so every container reports header,
+//! listing and member differences, and falls back to byte evidence, the same way.
+//!
 //! Order is compared on purpose: an archive whose members follow the build machine's
 //! directory order is unreproducible even when every member is identical.
 
@@ -9,8 +13,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::compare::diff::{CONTEXT_LINES, unified_diff};
 use crate::compare::metadata::{self, Fields};
-use crate::compare::registry::{self, Context};
-use crate::compare::{Difference, bytes};
+use crate::compare::registry::{self, Comparator, Context, FormatError};
+use crate::compare::{Difference, Limits, bytes};
 
 /// Names shown in a comment before the rest is counted.
 const NAMES_IN_COMMENT: usize = 10;
@@ -36,8 +40,90 @@ pub(crate) struct Kind {
     pub(crate) compare_content: fn(&[u8], &[u8], &str, &Context) -> Option<Difference>,
 }
 
+impl Kind {
+    /// An archive format (tar, zip, ar): its members are files, compared like any file but
+    /// one container level deeper.
+    pub(crate) const fn archive(format: &'static str) -> Kind {
+        Kind {
+            format,
+            noun: "member",
+            compare_content: compare_nested,
+        }
+    }
+}
+
+/// A format made of named members (or sections): every `Container` is a [`Comparator`].
+pub(crate) trait Container: Sync {
+    /// How the format talks about itself; `KIND.format` is also the comparator name.
+    const KIND: Kind;
+    /// What the header fields returned by `read` are called in comments, e.g. `elf header`.
+    const HEADER: &'static str;
+    /// Whether `data` is in this format, judged by its contents (magic bytes).
+    fn recognizes(&self, data: &[u8]) -> bool;
+    /// The fields of the whole file (empty for formats whose header says nothing worth
+    /// comparing) and its members in stored order. An error means malformed input.
+    fn read<'a>(
+        &self,
+        data: &'a [u8],
+        limits: &Limits,
+    ) -> Result<(Fields, Vec<Member<'a>>), FormatError>;
+}
+
+impl<T: Container> Comparator for T {
+    fn name(&self) -> &'static str {
+        T::KIND.format
+    }
+
+    fn recognizes(&self, data: &[u8]) -> bool {
+        Container::recognizes(self, data)
+    }
+
+    fn compare(
+        &self,
+        control: &[u8],
+        experiment: &[u8],
+        source: &str,
+        context: &Context,
+    ) -> Result<Difference, FormatError> {
+        let (control_header, control_members) = self.read(control, context.limits)?;
+        let (experiment_header, experiment_members) = self.read(experiment, context.limits)?;
+        let kind = &T::KIND;
+        let mut children: Vec<Difference> = metadata::difference(
+            source,
+            kind.format,
+            T::HEADER,
+            &control_header,
+            &experiment_header,
+        )
+        .into_iter()
+        .collect();
+        children.extend(compare_members(
+            kind,
+            source,
+            control_members,
+            experiment_members,
+            context,
+        ));
+        let unexplained = format!(
+            "{} bytes differ but no {noun}, {noun} order or {noun} metadata difference was found \
+             (padding or header fields not compared)",
+            kind.format,
+            noun = kind.noun
+        );
+        Ok(bytes::explained_node(
+            control,
+            experiment,
+            source,
+            kind.format,
+            children,
+            &unexplained,
+            context.limits,
+        ))
+    }
+}
+
 /// The differences between two member lists of one container at `source`.
-pub(crate) fn compare_members(
+fn compare_members(
     kind: &Kind,
     source: &str,
     control: Vec<Member<'_>>,
@@ -81,42 +167,14 @@ pub(crate) fn compare_members(
     children
 }
 
-/// `compare_content` for archives: members are files, compared one container level deeper.
-pub(crate) fn compare_nested(
+/// `compare_content` of [`Kind::archive`].
+fn compare_nested(
     control: &[u8],
     experiment: &[u8],
     source: &str,
     context: &Context,
 ) -> Option<Difference> {
     registry::compare(control, experiment, source, &context.nested())
-}
-
-/// The node for a whole container; when no member-level difference explains why the bytes
-/// differ, says so with the byte evidence rather than returning an empty node.
-pub(crate) fn container(
-    kind: &Kind,
-    source: &str,
-    mut children: Vec<Difference>,
-    control: &[u8],
-    experiment: &[u8],
-    context: &Context,
-) -> Difference {
-    if children.is_empty() {
-        children.push(bytes::binary_leaf(
-            control,
-            experiment,
-            source,
-            kind.format,
-            &format!(
-                "{} bytes differ but no {noun}, {noun} order or {noun} metadata difference was \
-                 found (padding or header fields not compared)",
-                kind.format,
-                noun = kind.noun
-            ),
-            context.limits,
-        ));
-    }
-    Difference::node(source, kind.format, None, children)
 }
 
 /// Duplicate names (a tar may hold a path twice) get `(#2)`, `(#3)` so both are compared.
@@ -226,11 +284,7 @@ mod tests {
         }
     }
 
-    const TEST_KIND: Kind = Kind {
-        format: "test",
-        noun: "member",
-        compare_content: compare_nested,
-    };
+    const TEST_KIND: Kind = Kind::archive("test");
 
     #[test]
     fn differing_members_beyond_the_limit_are_counted() {

@@ -37,6 +37,31 @@ pub(crate) fn compare(
     )
 }
 
+/// The node for a file whose `children` say why it differs from the other; when none do
+/// (padding, a compression level), a leaf with `unexplained` and the byte evidence stands in,
+/// so a differing file never reads as an empty, unexplained node.
+pub(crate) fn explained_node(
+    control: &[u8],
+    experiment: &[u8],
+    source: &str,
+    comparator: &str,
+    mut children: Vec<Difference>,
+    unexplained: &str,
+    limits: &Limits,
+) -> Difference {
+    if children.is_empty() {
+        children.push(binary_leaf(
+            control,
+            experiment,
+            source,
+            comparator,
+            unexplained,
+            limits,
+        ));
+    }
+    Difference::node(source, comparator, None, children)
+}
+
 /// A leaf describing two differing binary blobs: `what` plus the first difference, with a
 /// diff of their printable strings, or a hex dump when the strings are equal.
 pub(crate) fn binary_leaf(

@@ -72,18 +72,16 @@ impl Comparator for Compressed {
             source,
             &context.nested(),
         ));
-        if children.is_empty() {
-            children.push(bytes::binary_leaf(
-                control,
-                experiment,
-                source,
-                self.name,
-                "compressed data differs although header and decompressed contents are equal \
-                 (another compression level or compressor version?)",
-                context.limits,
-            ));
-        }
-        Ok(Difference::node(source, self.name, None, children))
+        Ok(bytes::explained_node(
+            control,
+            experiment,
+            source,
+            self.name,
+            children,
+            "compressed data differs although header and decompressed contents are equal \
+             (another compression level or compressor version?)",
+            context.limits,
+        ))
     }
 }
 
@@ -184,9 +182,8 @@ impl Write for BoundedWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::compare::Limits;
-    use crate::compare::test_support::{Scratch, run};
+    use crate::compare::test_support::{Scratch, fallback_reason, leaves, run};
 
     #[test]
     fn gzip_header_mtime_and_content_line() {
@@ -202,8 +199,7 @@ mod tests {
             .compare("a/notes.txt.gz", "b/notes.txt.gz", "notes.txt.gz")
             .unwrap();
         assert_eq!(d.comparator, "gzip");
-        let leaves: Vec<&Difference> = d.leaves().collect();
-        assert_eq!(leaves.len(), 2, "{}", d.render_text(0));
+        let leaves = leaves(&d, 2);
         assert_eq!(
             leaves[0].comment.as_deref(),
             Some(
@@ -227,8 +223,7 @@ mod tests {
         run(s.path("a"), "gzip", &["-n", "-1", "f"]);
         run(s.path("b"), "gzip", &["-n", "-9", "f"]);
         let d = s.compare("a/f.gz", "b/f.gz", "f.gz").unwrap();
-        let leaves: Vec<&Difference> = d.leaves().collect();
-        assert_eq!(leaves.len(), 1, "{}", d.render_text(0));
+        let leaves = leaves(&d, 1);
         let comment = leaves[0].comment.as_deref().unwrap();
         assert!(
             comment.starts_with("gzip header differs: extra flags 4 vs 2"),
@@ -254,8 +249,7 @@ mod tests {
                 )
                 .unwrap();
             assert_eq!(d.comparator, tool);
-            let leaves: Vec<&Difference> = d.leaves().collect();
-            assert_eq!(leaves.len(), 1, "{}", d.render_text(0));
+            let leaves = leaves(&d, 1);
             assert_eq!(
                 leaves[0].unified_diff.as_deref(),
                 Some("@@ -1,2 +1,2 @@\n same\n-TZ=UTC\n+TZ=Asia/Kolkata\n")
@@ -272,13 +266,10 @@ mod tests {
         let whole = std::fs::read(s.path("f.gz")).unwrap();
         s.write_bytes("cut.gz", &whole[..whole.len() / 2]);
         let d = s.compare("f.gz", "cut.gz", "f.gz").unwrap();
-        assert_eq!(d.comparator, "bytes");
-        let comment = d.comment.unwrap();
+        let reason = fallback_reason(&d);
         assert!(
-            comment.starts_with(
-                "fell back to bytes: gzip comparator failed: cannot decompress gzip data"
-            ),
-            "{comment}"
+            reason.starts_with("gzip comparator failed: cannot decompress gzip data"),
+            "{reason}"
         );
     }
 
@@ -293,15 +284,13 @@ mod tests {
             max_member_size: 10_000,
             ..Limits::default()
         };
-        let d =
-            crate::compare::compare_files(&s.path("a/f.gz"), &s.path("b/f.gz"), "f.gz", &limits)
-                .unwrap()
-                .unwrap();
-        assert_eq!(d.comparator, "bytes");
+        let d = s
+            .compare_within("a/f.gz", "b/f.gz", "f.gz", &limits)
+            .unwrap();
+        let reason = fallback_reason(&d);
         assert!(
-            d.comment
-                .unwrap()
-                .contains("larger than max_member_size (10000 bytes)"),
+            reason.contains("larger than max_member_size (10000 bytes)"),
+            "{reason}"
         );
     }
 }

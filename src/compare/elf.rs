@@ -9,91 +9,62 @@ use std::borrow::Cow;
 
 use object::{Object, ObjectSection, SectionKind};
 
-use crate::compare::archive::{self, Kind, Member};
-use crate::compare::metadata::{self, Fields};
-use crate::compare::registry::{Comparator, Context, FormatError};
-use crate::compare::{Difference, bytes};
-
-const KIND: Kind = Kind {
-    format: "elf",
-    noun: "section",
-    compare_content: compare_section,
-};
+use crate::compare::archive::{Container, Kind, Member};
+use crate::compare::metadata::Fields;
+use crate::compare::registry::{Context, FormatError};
+use crate::compare::{Difference, Limits, bytes};
 
 pub(crate) struct Elf;
 
-impl Comparator for Elf {
-    fn name(&self) -> &'static str {
-        KIND.format
-    }
+impl Container for Elf {
+    const KIND: Kind = Kind {
+        format: "elf",
+        noun: "section",
+        compare_content: compare_section,
+    };
+    const HEADER: &'static str = "elf header";
 
     fn recognizes(&self, data: &[u8]) -> bool {
         data.starts_with(b"\x7fELF")
     }
 
-    fn compare(
+    fn read<'a>(
         &self,
-        control: &[u8],
-        experiment: &[u8],
-        source: &str,
-        context: &Context,
-    ) -> Result<Difference, FormatError> {
-        let (control_header, control_sections) = sections(control)?;
-        let (experiment_header, experiment_sections) = sections(experiment)?;
-        let mut children: Vec<Difference> = metadata::difference(
-            source,
-            KIND.format,
-            "elf header",
-            &control_header,
-            &experiment_header,
-        )
-        .into_iter()
-        .collect();
-        children.extend(archive::compare_members(
-            &KIND,
-            source,
-            control_sections,
-            experiment_sections,
-            context,
-        ));
-        Ok(archive::container(
-            &KIND, source, children, control, experiment, context,
-        ))
+        data: &'a [u8],
+        _limits: &Limits,
+    ) -> Result<(Fields, Vec<Member<'a>>), FormatError> {
+        let error = |e| FormatError::new("cannot parse ELF file", e);
+        let file = object::File::parse(data).map_err(error)?;
+        let header = vec![
+            ("architecture", format!("{:?}", file.architecture())),
+            ("kind", format!("{:?}", file.kind())),
+            ("entry point", format!("{:#x}", file.entry())),
+        ];
+        let mut members = Vec::new();
+        for (i, section) in file.sections().enumerate() {
+            let name = match section.name() {
+                Ok("") | Err(_) => format!("(unnamed section #{i})"),
+                Ok(name) => name.to_string(),
+            };
+            // Addresses shift whenever an earlier section grows, so they are not compared; the
+            // size only matters for sections without contents in the file (.bss).
+            let member = if section.kind() == SectionKind::UninitializedData {
+                Member {
+                    name,
+                    fields: vec![("size", section.size().to_string())],
+                    content: None,
+                }
+            } else {
+                Member {
+                    name,
+                    fields: Fields::new(),
+                    content: Some(Cow::Borrowed(section.data().map_err(error)?)),
+                }
+            };
+            members.push(member);
+        }
+        Ok((header, members))
     }
-}
-
-fn sections(data: &[u8]) -> Result<(Fields, Vec<Member<'_>>), FormatError> {
-    let error = |e| FormatError::new("cannot parse ELF file", e);
-    let file = object::File::parse(data).map_err(error)?;
-    let header = vec![
-        ("architecture", format!("{:?}", file.architecture())),
-        ("kind", format!("{:?}", file.kind())),
-        ("entry point", format!("{:#x}", file.entry())),
-    ];
-    let mut members = Vec::new();
-    for (i, section) in file.sections().enumerate() {
-        let name = match section.name() {
-            Ok("") | Err(_) => format!("(unnamed section #{i})"),
-            Ok(name) => name.to_string(),
-        };
-        // Addresses shift whenever an earlier section grows, so they are not compared; the
-        // size only matters for sections without contents in the file (.bss).
-        let member = if section.kind() == SectionKind::UninitializedData {
-            Member {
-                name,
-                fields: vec![("size", section.size().to_string())],
-                content: None,
-            }
-        } else {
-            Member {
-                name,
-                fields: Fields::new(),
-                content: Some(Cow::Borrowed(section.data().map_err(error)?)),
-            }
-        };
-        members.push(member);
-    }
-    Ok((header, members))
 }
 
 fn compare_section(
@@ -119,7 +90,7 @@ fn compare_section(
 #[cfg(test)]
 mod tests {
     use crate::compare::Difference;
-    use crate::compare::test_support::{Scratch, run};
+    use crate::compare::test_support::{Scratch, fallback_reason, run};
 
     #[test]
     fn elf_names_the_sections_holding_a_build_date() {
@@ -173,11 +144,10 @@ mod tests {
         let whole = std::fs::read(s.path("prog")).unwrap();
         s.write_bytes("cut", &whole[..100]);
         let d = s.compare("prog", "cut", "prog").unwrap();
-        assert_eq!(d.comparator, "bytes");
+        let reason = fallback_reason(&d);
         assert!(
-            d.comment
-                .unwrap()
-                .starts_with("fell back to bytes: elf comparator failed: cannot parse ELF file")
+            reason.starts_with("elf comparator failed: cannot parse ELF file"),
+            "{reason}"
         );
     }
 }

@@ -74,6 +74,16 @@ pub enum CompareError {
     },
 }
 
+impl CompareError {
+    /// For `map_err` on any I/O of `path`: every failure to read an artifact is reported alike.
+    fn reading(path: &Path) -> impl FnOnce(std::io::Error) -> CompareError + '_ {
+        move |source| CompareError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Compares two files that were found at the same artifact path in two builds.
 /// Returns `None` when the contents are identical.
 pub fn compare_files(
@@ -85,10 +95,7 @@ pub fn compare_files(
     let size = |path: &Path| {
         std::fs::metadata(path)
             .map(|m| m.len())
-            .map_err(|source| CompareError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
+            .map_err(CompareError::reading(path))
     };
     let (control_size, experiment_size) = (size(control)?, size(experiment)?);
     if control_size > limits.max_member_size || experiment_size > limits.max_member_size {
@@ -111,10 +118,7 @@ pub fn is_probably_text(bytes: &[u8]) -> bool {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, CompareError> {
-    std::fs::read(path).map_err(|source| CompareError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read(path).map_err(CompareError::reading(path))
 }
 
 /// Files too big to hold in memory are streamed side by side to find the first difference.
@@ -124,12 +128,7 @@ fn compare_large_files(
     display_path: &str,
     limits: &Limits,
 ) -> Result<Option<Difference>, CompareError> {
-    let open = |path: &Path| {
-        File::open(path).map_err(|source| CompareError::Read {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
+    let open = |path: &Path| File::open(path).map_err(CompareError::reading(path));
     let (mut a, mut b) = (open(control)?, open(experiment)?);
     let mut offset: u64 = 0;
     let (mut a_len, mut b_len) = (0u64, 0u64);
@@ -137,14 +136,8 @@ fn compare_large_files(
     let mut a_buf = vec![0u8; 1 << 16];
     let mut b_buf = vec![0u8; 1 << 16];
     loop {
-        let na = read_full(&mut a, &mut a_buf).map_err(|source| CompareError::Read {
-            path: control.to_path_buf(),
-            source,
-        })?;
-        let nb = read_full(&mut b, &mut b_buf).map_err(|source| CompareError::Read {
-            path: experiment.to_path_buf(),
-            source,
-        })?;
+        let na = read_full(&mut a, &mut a_buf).map_err(CompareError::reading(control))?;
+        let nb = read_full(&mut b, &mut b_buf).map_err(CompareError::reading(experiment))?;
         a_len += na as u64;
         b_len += nb as u64;
         if first_difference.is_none() {
@@ -190,7 +183,7 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::test_support::Scratch;
+    use crate::compare::test_support::{Scratch, fallback_reason};
 
     #[test]
     fn identical_files_are_not_a_difference() {
@@ -214,9 +207,7 @@ mod tests {
             max_diff_lines: 20,
             ..Limits::default()
         };
-        let d = compare_files(&s.path("a/log"), &s.path("b/log"), "log", &limits)
-            .unwrap()
-            .unwrap();
+        let d = s.compare_within("a/log", "b/log", "log", &limits).unwrap();
         let diff = d.unified_diff.unwrap();
         assert_eq!(diff.lines().count(), 21, "{diff}");
         assert!(diff.contains("-entry 0 at 10:00\n"));
@@ -241,9 +232,7 @@ mod tests {
             max_member_size: 1000,
             ..Limits::default()
         };
-        let d = compare_files(&s.path("a/big"), &s.path("b/big"), "big", &limits)
-            .unwrap()
-            .unwrap();
+        let d = s.compare_within("a/big", "b/big", "big", &limits).unwrap();
         assert_eq!(
             d.comment.as_deref(),
             Some(
@@ -252,10 +241,7 @@ mod tests {
             )
         );
         s.write_bytes("b/big", &a);
-        assert_eq!(
-            compare_files(&s.path("a/big"), &s.path("b/big"), "big", &limits).unwrap(),
-            None
-        );
+        assert_eq!(s.compare_within("a/big", "b/big", "big", &limits), None);
     }
 
     #[test]
@@ -278,9 +264,10 @@ mod tests {
         s.write("a/f", "hello world\n");
         s.write_bytes("b/f", b"\x1f\x8b\x08garbage");
         let d = s.compare("a/f", "b/f", "f").unwrap();
-        assert_eq!(d.comparator, "bytes");
-        assert!(d.comment.unwrap().starts_with(
-            "fell back to bytes: formats differ: control is text, experiment is gzip;"
-        ));
+        let reason = fallback_reason(&d);
+        assert!(
+            reason.starts_with("formats differ: control is text, experiment is gzip;"),
+            "{reason}"
+        );
     }
 }

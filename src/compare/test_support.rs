@@ -32,14 +32,36 @@ impl Scratch {
         experiment: &str,
         display: &str,
     ) -> Option<Difference> {
-        compare_files(
-            &self.path(control),
-            &self.path(experiment),
-            display,
-            &Limits::default(),
-        )
-        .expect("both files are readable")
+        self.compare_within(control, experiment, display, &Limits::default())
     }
+
+    pub(crate) fn compare_within(
+        &self,
+        control: &str,
+        experiment: &str,
+        display: &str,
+        limits: &Limits,
+    ) -> Option<Difference> {
+        compare_files(&self.path(control), &self.path(experiment), display, limits)
+            .expect("both files are readable")
+    }
+}
+
+/// The leaves of `d`, failing with the whole tree unless there are `count`.
+pub(crate) fn leaves(d: &Difference, count: usize) -> Vec<&Difference> {
+    let leaves: Vec<&Difference> = d.leaves().collect();
+    assert_eq!(leaves.len(), count, "{}", d.render_text(0));
+    leaves
+}
+
+/// Why `d` fell back to bytes (its comment after `fell back to bytes: `); panics when it
+/// did not fall back, so a test of a fallback cannot pass on a detailed comparison.
+pub(crate) fn fallback_reason(d: &Difference) -> &str {
+    assert_eq!(d.comparator, "bytes", "{}", d.render_text(0));
+    let comment = d.comment.as_deref().expect("a byte fallback says why");
+    comment
+        .strip_prefix("fell back to bytes: ")
+        .unwrap_or_else(|| panic!("fallback comment has no reason prefix: {comment}"))
 }
 
 /// Runs `program` in `dir` and panics with its output unless it succeeds.

@@ -7,112 +7,79 @@ use std::io::Cursor;
 use ::zip::ZipArchive;
 use ::zip::extra_fields::ExtraField;
 
-use crate::compare::Difference;
-use crate::compare::archive::{self, Kind, Member};
+use crate::compare::Limits;
+use crate::compare::archive::{Container, Kind, Member};
 use crate::compare::compressed::read_bounded;
-use crate::compare::metadata::{self, Fields, unix_time};
-use crate::compare::registry::{Comparator, Context, FormatError};
-
-const KIND: Kind = Kind {
-    format: "zip",
-    noun: "member",
-    compare_content: archive::compare_nested,
-};
+use crate::compare::metadata::{Fields, unix_time};
+use crate::compare::registry::FormatError;
 
 pub(crate) struct Zip;
 
-impl Comparator for Zip {
-    fn name(&self) -> &'static str {
-        KIND.format
-    }
+impl Container for Zip {
+    const KIND: Kind = Kind::archive("zip");
+    const HEADER: &'static str = "zip archive";
 
     fn recognizes(&self, data: &[u8]) -> bool {
         // A local file header, or the end-of-central-directory record of an empty zip.
         data.starts_with(b"PK\x03\x04") || data.starts_with(b"PK\x05\x06")
     }
 
-    fn compare(
+    fn read<'a>(
         &self,
-        control: &[u8],
-        experiment: &[u8],
-        source: &str,
-        context: &Context,
-    ) -> Result<Difference, FormatError> {
-        let limit = context.limits.max_member_size;
-        let (control_comment, control_members) = read(control, limit)?;
-        let (experiment_comment, experiment_members) = read(experiment, limit)?;
-        let mut children: Vec<Difference> = metadata::difference(
-            source,
-            KIND.format,
-            "zip archive",
-            &control_comment,
-            &experiment_comment,
-        )
-        .into_iter()
-        .collect();
-        children.extend(archive::compare_members(
-            &KIND,
-            source,
-            control_members,
-            experiment_members,
-            context,
-        ));
-        Ok(archive::container(
-            &KIND, source, children, control, experiment, context,
-        ))
-    }
-}
-
-fn read(data: &[u8], limit: u64) -> Result<(Fields, Vec<Member<'static>>), FormatError> {
-    let error = |e| FormatError::new("cannot read zip archive", e);
-    let mut archive = ZipArchive::new(Cursor::new(data)).map_err(error)?;
-    let comment = vec![(
-        "comment",
-        String::from_utf8_lossy(archive.comment()).into_owned(),
-    )];
-    let mut members = Vec::with_capacity(archive.len());
-    for index in 0..archive.len() {
-        let mut file = archive.by_index(index).map_err(error)?;
-        let name = file.name().to_string();
-        let mut fields = vec![
-            ("modified (DOS, local time)", dos_time(file.last_modified())),
-            (
-                "unix mode",
-                file.unix_mode()
-                    .map_or_else(|| "(none)".into(), |m| format!("{m:06o}")),
-            ),
-            ("compression", file.compression().to_string()),
-            ("comment", file.comment().to_string()),
-        ];
-        for field in file.extra_data_fields() {
-            if let ExtraField::ExtendedTimestamp(times) = field {
-                let show =
-                    |t: Option<u32>| t.map_or_else(|| "(none)".into(), |t| unix_time(i64::from(t)));
-                fields.push(("mtime (extended timestamp)", show(times.mod_time())));
-                fields.push(("atime (extended timestamp)", show(times.ac_time())));
-            }
-        }
-        let content = if file.is_file() {
-            match read_bounded(&mut file, limit) {
-                Ok(data) => Some(Cow::Owned(data)),
-                Err(e) => {
-                    // Size and CRC still tell whether the contents differ.
-                    fields.push(("contents", format!("not unpacked: {e}")));
-                    fields.push(("size", file.size().to_string()));
-                    fields.push(("crc32", format!("{:08x}", file.crc32())));
-                    None
+        data: &'a [u8],
+        limits: &Limits,
+    ) -> Result<(Fields, Vec<Member<'a>>), FormatError> {
+        let error = |e| FormatError::new("cannot read zip archive", e);
+        let mut archive = ZipArchive::new(Cursor::new(data)).map_err(error)?;
+        let comment = vec![(
+            "comment",
+            String::from_utf8_lossy(archive.comment()).into_owned(),
+        )];
+        let mut members = Vec::with_capacity(archive.len());
+        for index in 0..archive.len() {
+            let mut file = archive.by_index(index).map_err(error)?;
+            let name = file.name().to_string();
+            let mut fields = vec![
+                ("modified (DOS, local time)", dos_time(file.last_modified())),
+                (
+                    "unix mode",
+                    file.unix_mode()
+                        .map_or_else(|| "(none)".into(), |m| format!("{m:06o}")),
+                ),
+                ("compression", file.compression().to_string()),
+                ("comment", file.comment().to_string()),
+            ];
+            for field in file.extra_data_fields() {
+                if let ExtraField::ExtendedTimestamp(times) = field {
+                    let show = |t: Option<u32>| {
+                        t.map_or_else(|| "(none)".into(), |t| unix_time(i64::from(t)))
+                    };
+                    fields.push(("mtime (extended timestamp)", show(times.mod_time())));
+                    fields.push(("atime (extended timestamp)", show(times.ac_time())));
                 }
             }
-        } else {
-            None
-        };
-        members.push(Member {
-            name,
-            fields,
-            content,
-        });
+            let content = if file.is_file() {
+                match read_bounded(&mut file, limits.max_member_size) {
+                    Ok(data) => Some(Cow::Owned(data)),
+                    Err(e) => {
+                        // Size and CRC still tell whether the contents differ.
+                        fields.push(("contents", format!("not unpacked: {e}")));
+                        fields.push(("size", file.size().to_string()));
+                        fields.push(("crc32", format!("{:08x}", file.crc32())));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            members.push(Member {
+                name,
+                fields,
+                content,
+            });
+        }
+        Ok((comment, members))
     }
-    Ok((comment, members))
 }
 
 fn dos_time(time: Option<::zip::DateTime>) -> String {
@@ -133,32 +100,30 @@ fn dos_time(time: Option<::zip::DateTime>) -> String {
 #[cfg(test)]
 mod tests {
     use crate::compare::Difference;
-    use crate::compare::test_support::{Scratch, run};
+    use crate::compare::test_support::{Scratch, leaves, run};
 
-    fn zip_available() -> bool {
-        std::process::Command::new("zip").arg("-v").output().is_ok()
+    /// Runs Info-ZIP in `dir` of `s`; its DOS timestamps are local time, so pinned to UTC.
+    fn zip(s: &Scratch, dir: &str, args: &[&str]) {
+        assert!(
+            std::process::Command::new("zip").arg("-v").output().is_ok(),
+            "install zip (apt-get install -y zip) to run this test"
+        );
+        let mut all = vec!["TZ=UTC", "zip", "-q"];
+        all.extend_from_slice(args);
+        run(s.path(dir), "env", &all);
     }
 
     #[test]
     fn zip_member_timestamps() {
-        assert!(
-            zip_available(),
-            "install zip (apt-get install -y zip) to run this test"
-        );
         let s = Scratch::new();
         for (side, time) in [("a", "@1700000000"), ("b", "@1700003600")] {
             s.write(&format!("{side}/f.txt"), "same contents\n");
             run(s.path(side), "touch", &["-d", time, "f.txt"]);
-            run(
-                s.path(side),
-                "env",
-                &["TZ=UTC", "zip", "-q", "out.zip", "f.txt"],
-            );
+            zip(&s, side, &["out.zip", "f.txt"]);
         }
         let d = s.compare("a/out.zip", "b/out.zip", "out.jar").unwrap();
         assert_eq!(d.comparator, "zip");
-        let leaves: Vec<&Difference> = d.leaves().collect();
-        assert_eq!(leaves.len(), 1, "{}", d.render_text(0));
+        let leaves = leaves(&d, 1);
         assert_eq!(leaves[0].source, "out.jar → f.txt");
         let comment = leaves[0].comment.as_deref().unwrap();
         assert!(
@@ -173,20 +138,12 @@ mod tests {
 
     #[test]
     fn zip_member_order_and_contents() {
-        assert!(
-            zip_available(),
-            "install zip (apt-get install -y zip) to run this test"
-        );
         let s = Scratch::new();
         for (side, order, value) in [("a", ["p", "q"], "1"), ("b", ["q", "p"], "2")] {
             s.write(&format!("{side}/p"), &format!("value={value}\n"));
             s.write(&format!("{side}/q"), "q\n");
             run(s.path(side), "touch", &["-d", "@1700000000", "p", "q"]);
-            run(
-                s.path(side),
-                "env",
-                &["TZ=UTC", "zip", "-q", "-X", "z.zip", order[0], order[1]],
-            );
+            zip(&s, side, &["-X", "z.zip", order[0], order[1]]);
         }
         let d = s.compare("a/z.zip", "b/z.zip", "z.zip").unwrap();
         let leaves: Vec<&Difference> = d.leaves().collect();
