@@ -4,7 +4,7 @@
 //! only as [`Event`]s: it never prints.
 
 use crate::artifacts::{self, Collected};
-use crate::config::{Artifacts, Config};
+use crate::config::Config;
 use crate::plan::{ORDER_PROBE_DIR, ORDER_PROBE_ENTRIES, Plan};
 use crate::sandbox::PARENT_PID_ENV;
 use crate::sandbox::probe::{Observations, ProbeResult};
@@ -89,9 +89,6 @@ impl BuildResult {
 pub struct Dispatcher {
     pub config: Config,
     pub plan: Arc<Plan>,
-    pub artifacts: Artifacts,
-    pub source_root: PathBuf,
-    pub timeout: Option<Duration>,
     pub slots: Arc<Semaphore>,
     pub events: mpsc::UnboundedSender<Event>,
     pub cancel: watch::Receiver<bool>,
@@ -101,10 +98,6 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     async fn cancelled(&self) {
         let mut c = self.cancel.clone();
         let _ = c.wait_for(|v| *v).await;
@@ -122,7 +115,7 @@ impl Dispatcher {
         for d in [&ws, &meta] {
             std::fs::create_dir_all(d).map_err(io_err(format!("cannot create {}", d.display())))?;
         }
-        let src = self.source_root.clone();
+        let src = self.config.source_root.clone();
         let dst = ws.join(&self.plan.source_name);
         let copy = tokio::task::spawn_blocking(move || workspace::copy_tree(&src, &dst))
             .await
@@ -180,7 +173,7 @@ impl Dispatcher {
         };
         let started = Instant::now();
         let timeout = async {
-            match self.timeout {
+            match self.config.timeout {
                 Some(t) => tokio::time::sleep(t).await,
                 None => std::future::pending().await,
             }
@@ -226,7 +219,7 @@ impl Dispatcher {
         let artifacts = {
             let ws = ws.clone();
             let source_name = self.plan.source_name.clone();
-            let spec = self.artifacts.clone();
+            let spec = self.config.artifacts.clone();
             tokio::task::spawn_blocking(move || artifacts::collect(&ws, &source_name, &spec))
                 .await
                 .expect("collecting does not panic")

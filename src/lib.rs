@@ -24,6 +24,7 @@ pub mod exit;
 pub mod explain;
 pub mod host;
 pub mod plan;
+pub mod procstat;
 pub mod report;
 pub mod run;
 pub mod sandbox;

@@ -43,7 +43,7 @@ fn main_with(config: Config) -> i32 {
     rt.block_on(async move {
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
         let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
-        let printer = tokio::spawn(progress::print(ev_rx, false));
+        let printer = tokio::spawn(progress::print(ev_rx));
         tokio::spawn(async move {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

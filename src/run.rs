@@ -153,9 +153,6 @@ pub async fn run(
     let dispatcher = Dispatcher {
         config: config.clone(),
         plan: plan.clone(),
-        artifacts: config.artifacts.clone(),
-        source_root: config.source_root.clone(),
-        timeout: config.timeout,
         slots: Arc::new(Semaphore::new(config.jobs)),
         events: events.clone(),
         cancel: cancel.clone(),
@@ -618,13 +615,18 @@ fn compare_artifacts(control: &BuildResult, experiment: &BuildResult) -> Vec<Art
         .collect()
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| RunError::Write {
+fn create_parent(path: &Path) -> Result<(), RunError> {
+    match path.parent() {
+        Some(parent) => std::fs::create_dir_all(parent).map_err(|source| RunError::Write {
             path: parent.to_path_buf(),
             source,
-        })?;
+        }),
+        None => Ok(()),
     }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+    create_parent(path)?;
     std::fs::write(path, bytes).map_err(|source| RunError::Write {
         path: path.to_path_buf(),
         source,
@@ -641,12 +643,7 @@ fn store_results(
     for b in builds {
         let dir = store.join(&b.name);
         let copy = |from: &Path, to: PathBuf| -> Result<(), RunError> {
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| RunError::Write {
-                    path: parent.to_path_buf(),
-                    source,
-                })?;
-            }
+            create_parent(&to)?;
             let meta = std::fs::symlink_metadata(from).map_err(|source| RunError::Write {
                 path: from.to_path_buf(),
                 source,

@@ -131,13 +131,10 @@ pub struct RunDir {
 /// The file in a run directory that names the vary-build process owning it.
 const OWNER_FILE: &str = "owner";
 
-/// `PID START` of a process (start time in clock ticks since boot, field 22 of
-/// /proc/PID/stat), which tells a live owner from a later process that reused its pid.
+/// `PID START` of a process (its start time in clock ticks since boot), which tells a live
+/// owner from a later process that reused its pid.
 fn process_identity(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name, which may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let start = rest.split(' ').nth(19)?;
+    let start = crate::procstat::stat_field(pid, 22)?;
     Some(format!("{pid} {start}"))
 }
 

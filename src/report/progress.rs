@@ -57,8 +57,8 @@ fn started_line(name: &str, varied: Set) -> String {
 }
 
 /// Prints events until the channel closes.
-pub async fn print(mut events: mpsc::UnboundedReceiver<Event>, quiet: bool) {
-    let live = std::io::stderr().is_terminal() && !quiet;
+pub async fn print(mut events: mpsc::UnboundedReceiver<Event>) {
+    let live = std::io::stderr().is_terminal();
     let width = std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
@@ -76,9 +76,6 @@ pub async fn print(mut events: mpsc::UnboundedReceiver<Event>, quiet: bool) {
                 continue;
             }
         };
-        if quiet {
-            continue;
-        }
         let line = match event {
             Event::Started { name, varied } => {
                 state.running.push((name.clone(), Instant::now()));

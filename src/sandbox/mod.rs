@@ -195,28 +195,18 @@ fn init(spec: &BuildSpec, alive: OwnedFd, mut sys: RealSys) -> i32 {
 fn kill_descendants() {
     let me = std::process::id().to_string();
     loop {
-        let children: Vec<i32> = std::fs::read_dir("/proc")
+        let children: Vec<u32> = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| {
-                // The parent pid is the 4th field of /proc/PID/stat, after the parenthesised
-                // command name (which may itself contain spaces).
-                std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .ok()
-                    .and_then(|s| {
-                        let rest = &s[s.rfind(')')? + 2..];
-                        rest.split(' ').nth(1).map(|p| p == me)
-                    })
-                    .unwrap_or(false)
-            })
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| crate::procstat::stat_field(*pid, 4).is_some_and(|p| p == me))
             .collect();
         if children.is_empty() {
             return;
         }
         for pid in &children {
-            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
         // Reap them; their own children are re-parented to us and found next round.
         while let Ok(status) = waitpid(None, Some(WaitPidFlag::__WALL)) {

@@ -122,6 +122,26 @@ mod time_make {
     }
 
     #[test]
+    fn only_the_clock_moves_file_times_stay_real() {
+        // libfaketime fakes stat() by default (for programs that call it through libc, as
+        // dpkg does; coreutils' statx is not faked), which made dpkg record shifted mtimes
+        // and blamed `time` for files the build only read.
+        let wd = Workdir::empty("time-file-times");
+        wd.write("input.txt", "source\n");
+        wd.write(
+            "st.c",
+            "#include <stdio.h>\n#include <sys/stat.h>\n\
+             int main(void) { struct stat s; if (stat(\"input.txt\", &s)) return 1;\n\
+             printf(\"%ld\\n\", (long)s.st_mtime); return 0; }\n",
+        );
+        wd.write("build.sh", "cc -o st st.c && ./st > out.txt\n");
+        let out = wd.vary_build().vary("@time").args(["-a", "out.txt"]).run();
+        out.assert_exit(0)
+            .assert_varied_and_effective("time")
+            .assert_artifact_status("out.txt", "identical");
+    }
+
+    #[test]
     fn make_works_under_every_variation() {
         let wd = Workdir::new("time-make-all", "time_make");
         let out = wd.vary_build().vary("all").run();
