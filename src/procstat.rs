@@ -15,13 +15,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_our_own_parent_and_state() {
+    fn reads_our_own_parent_and_start_time() {
         let me = std::process::id();
         assert_eq!(
             stat_field(me, 4),
             Some(nix::unistd::getppid().as_raw().to_string())
         );
-        assert_eq!(stat_field(me, 3).as_deref(), Some("R"));
+        // The state (field 3) is whatever our main thread is doing: only check it is one.
+        assert!(stat_field(me, 3).is_some_and(|s| s.len() == 1));
         assert!(stat_field(me, 22).is_some_and(|s| s.parse::<u64>().is_ok()));
         assert_eq!(stat_field(me, 2), None);
     }
