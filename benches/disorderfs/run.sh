@@ -48,6 +48,11 @@ printf 'OBJS := $(patsubst %%.c,%%.o,$(wildcard *.c))\nall: $(OBJS)\n%%.o: %%.c\
     > "$WORK/csrc/Makefile"
 
 now() { date +%s.%N; }
+# Reads a tree into the page cache. This VM's host reclaims page cache within seconds
+# (a file read 5 s ago may be gone), so every measurement warms its tree first: all
+# variants then start from the same warm underlying cache. (tar skips reading files
+# when it writes to /dev/null itself, hence the pipe.)
+warm() { tar -cf - -C "$1" . | cat >/dev/null; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # mount_variant VARIANT SRC -> prints the directory to work in
@@ -62,6 +67,9 @@ mount_variant() {
             echo "$MNT" ;;
         ours-noopen)
             "$OURS" --shuffle-dirents=yes --seed 1 --passthrough=no -q "$2" "$MNT"
+            echo "$MNT" ;;
+        noopen-noprefetch)
+            "$OURS" --shuffle-dirents=yes --seed 1 --passthrough=no --prefetch-max=0 -q "$2" "$MNT"
             echo "$MNT" ;;
     esac
 }
@@ -79,6 +87,7 @@ unmount_variant() {
 
 bench_tar() {
     local dir t0 t1
+    warm "$WORK/small"
     dir=$(mount_variant "$1" "$WORK/small")
     t0=$(now)
     (cd "$dir" && tar -cf - . | cat >/dev/null && find . -type f -print0 | xargs -0 cat >/dev/null)
@@ -90,6 +99,7 @@ bench_tar() {
 bench_make() {
     local dir t0 t1
     rm -f "$WORK"/csrc/*.o
+    warm "$WORK/csrc"
     dir=$(mount_variant "$1" "$WORK/csrc")
     t0=$(now)
     make -s -j2 -C "$dir" >/dev/null

@@ -67,8 +67,10 @@ use fuser::{
 };
 
 use crate::fdcache::ReadFds;
-use crate::inode::{Inode, ROOT_ID, Table};
+use crate::inode::{Inode, ROOT_ID, StoreTurn, Table};
 use crate::order::{Order, order_entries};
+use crate::prefetch::Prefetch;
+use crate::stats::Counters;
 use crate::sys;
 
 /// The bit of a file handle that says it was opened with a passthrough backing file;
@@ -86,6 +88,15 @@ pub(crate) struct Settings {
     pub no_open: bool,
     /// Ask for the kernel's writeback cache (only where passthrough is not used).
     pub writeback: bool,
+}
+
+/// What `do_lookup` found.
+struct Found {
+    id: u64,
+    attr: FileAttr,
+    /// The node's prefetch store is still to come: its entry must be revalidated
+    /// before use (see `prefetch`).
+    store_pending: bool,
 }
 
 /// One opened directory: its listing, fixed and ordered at `opendir`.
@@ -113,6 +124,9 @@ pub(crate) struct DisorderFs {
     writeback: bool,
     /// Read descriptors kept across no-open reads.
     read_fds: ReadFds,
+    /// Small files' contents pushed to the kernel after a listing (see `prefetch`).
+    prefetch: Arc<Prefetch>,
+    counters: Arc<Counters>,
     dirs: Mutex<HashMap<u64, Arc<Listing>>>,
     next_dir: AtomicU64,
 }
@@ -219,13 +233,20 @@ impl Drop for AsCaller {
 }
 
 impl DisorderFs {
-    pub(crate) fn new(root_fd: OwnedFd, settings: Settings) -> io::Result<DisorderFs> {
+    pub(crate) fn new(
+        root_fd: OwnedFd,
+        settings: Settings,
+        prefetch: Arc<Prefetch>,
+        counters: Arc<Counters>,
+    ) -> io::Result<DisorderFs> {
         let st = sys::fstat(root_fd.as_fd())?;
         Ok(DisorderFs {
             table: Table::new(root_fd, (st.st_dev, st.st_ino)),
             passthrough: AtomicBool::new(false),
             writeback: false,
             read_fds: ReadFds::default(),
+            prefetch,
+            counters,
             settings,
             dirs: Mutex::new(HashMap::new()),
             next_dir: AtomicU64::new(1),
@@ -234,6 +255,13 @@ impl DisorderFs {
 
     fn inode(&self, ino: INodeNo) -> Result<Arc<Inode>, Errno> {
         self.table.get(ino.0).ok_or(Errno::ESTALE)
+    }
+
+    /// `inode` for a request that changes the node's data or privileges: any prefetch
+    /// store of the node is settled first (see `prefetch`).
+    fn data_inode(&self, ino: INodeNo) -> Result<Arc<Inode>, Errno> {
+        self.table.settle_store(ino.0, true);
+        self.inode(ino)
     }
 
     /// `inode` for handlers that work in `io::Result`, so that a stale node is one
@@ -269,8 +297,9 @@ impl DisorderFs {
         self.attr(shown, st)
     }
 
-    /// Looks `name` up in `parent` and takes one kernel reference on the result.
-    fn do_lookup(&self, parent: &Inode, name: &OsStr) -> io::Result<(u64, FileAttr)> {
+    /// Looks `name` up in `parent` and takes one kernel reference on the result. With
+    /// `listing`, a small file the kernel did not know gets a pending prefetch store.
+    fn do_lookup(&self, parent: &Inode, name: &OsStr, listing: bool) -> io::Result<Found> {
         let cname = sys::component(name)?;
         let fd = sys::open_path(parent.fd(), &cname)?;
         let st = sys::fstat(fd.as_fd())?;
@@ -283,13 +312,36 @@ impl DisorderFs {
             path.extend_from_slice(name.as_bytes());
             path
         });
-        let id = self.table.remember(fd, (st.st_dev, st.st_ino), dir_path);
-        Ok((id, self.attr(id, &st)))
+        let size = st.st_size as u64;
+        let prefetch =
+            (listing && st.st_mode & libc::S_IFMT == libc::S_IFREG && self.prefetch.wants(size))
+                .then_some(size);
+        let remembered = self
+            .table
+            .remember(fd, (st.st_dev, st.st_ino), dir_path, prefetch);
+        Ok(Found {
+            id: remembered.id,
+            attr: self.attr(remembered.id, &st),
+            store_pending: remembered.store_pending,
+        })
+    }
+
+    /// Looks `name` up for a LOOKUP-style reply: a pending prefetch store of the node
+    /// is made (or waited for) before the entry is handed out with its full timeout.
+    fn lookup_entry(&self, parent: &Inode, name: &OsStr) -> io::Result<FileAttr> {
+        let found = self.do_lookup(parent, name, false)?;
+        if let StoreTurn::Store(inode, size) = self.table.store_turn(found.id) {
+            if self.prefetch.store(found.id, &inode, size) == Ok(true) {
+                self.counters.stored();
+            }
+            self.table.stored(found.id);
+        }
+        Ok(found.attr)
     }
 
     fn reply_lookup(&self, parent: &Inode, name: &OsStr, reply: ReplyEntry) {
-        match self.do_lookup(parent, name) {
-            Ok((_, attr)) => reply.entry(&self.settings.ttl, &attr, Generation(0)),
+        match self.lookup_entry(parent, name) {
+            Ok(attr) => reply.entry(&self.settings.ttl, &attr, Generation(0)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -425,6 +477,7 @@ impl DisorderFs {
     /// the writeback cache, writes come in large batches). Either way the daemon stays
     /// near one descriptor per cached inode, however many files a build reads.
     fn io_fd(&self, ino: INodeNo, fh: FileHandle, write: bool) -> Result<IoFd, Errno> {
+        self.table.settle_store(ino.0, write);
         if !self.settings.no_open {
             return Ok(IoFd::Handle(fd_of(fh)));
         }
@@ -543,8 +596,8 @@ impl Filesystem for DisorderFs {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
-        match self.do_lookup(&parent, name) {
-            Ok((_, attr)) => reply.entry(&self.settings.ttl, &attr, Generation(0)),
+        match self.lookup_entry(&parent, name) {
+            Ok(attr) => reply.entry(&self.settings.ttl, &attr, Generation(0)),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 // A negative entry: the kernel remembers the miss for the TTL, which
                 // spares compilers' include-path probes a round trip each.
@@ -584,7 +637,7 @@ impl Filesystem for DisorderFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let inode = match self.inode(ino) {
+        let inode = match self.data_inode(ino) {
             Ok(i) => i,
             Err(e) => return reply.error(e),
         };
@@ -716,7 +769,7 @@ impl Filesystem for DisorderFs {
             // cost no round trip to open or close, and stay in the page cache.
             return reply.error(Errno::ENOSYS);
         }
-        let inode = match self.inode(ino) {
+        let inode = match self.data_inode(ino) {
             Ok(i) => i,
             Err(e) => return reply.error(e),
         };
@@ -747,6 +800,7 @@ impl Filesystem for DisorderFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.counters.read();
         let fd = match self.io_fd(ino, fh, false) {
             Ok(fd) => fd,
             Err(e) => return reply.error(e),
@@ -931,11 +985,18 @@ impl Filesystem for DisorderFs {
                 }
                 continue;
             }
-            let Ok((id, attr)) = self.do_lookup(&listing.dir, &e.name) else {
+            let Ok(found) = self.do_lookup(&listing.dir, &e.name, true) else {
                 // Removed since opendir: leave it out, as a fresh listing would.
                 continue;
             };
-            if reply.add(INodeNo(id), next, &e.name, &ttl, &attr, Generation(0)) {
+            // An entry whose store is to come must be revalidated before use.
+            let ttl = if found.store_pending {
+                Duration::ZERO
+            } else {
+                ttl
+            };
+            let id = found.id;
+            if reply.add(INodeNo(id), next, &e.name, &ttl, &found.attr, Generation(0)) {
                 self.table.forget(id, 1);
                 break;
             }
@@ -1000,7 +1061,7 @@ impl Filesystem for DisorderFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let set = self.inode_io(ino).and_then(|inode| {
+        let set = self.data_inode(ino).map_err(io_of).and_then(|inode| {
             let name = c_name(name)?;
             sys::setxattr(inode.fd(), &name, value, flags)
         });
@@ -1008,7 +1069,7 @@ impl Filesystem for DisorderFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let result = self.inode_io(ino).and_then(|inode| {
+        let result = self.data_inode(ino).map_err(io_of).and_then(|inode| {
             let name = c_name(name)?;
             let mut buf = vec![0u8; size as usize];
             let n = sys::getxattr(inode.fd(), &name, &mut buf)?;
@@ -1029,7 +1090,7 @@ impl Filesystem for DisorderFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let removed = self.inode_io(ino).and_then(|inode| {
+        let removed = self.data_inode(ino).map_err(io_of).and_then(|inode| {
             let name = c_name(name)?;
             sys::removexattr(inode.fd(), &name)
         });
@@ -1058,6 +1119,19 @@ impl Filesystem for DisorderFs {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
+        // Opening an existing file may truncate it: a store of it in progress (through
+        // another name) must land first, as an earlier READ would have.
+        if self.table.stores_pending() {
+            let existing = sys::component(name)
+                .and_then(|n| sys::open_path(parent.fd(), &n))
+                .and_then(|fd| sys::fstat(fd.as_fd()));
+            if let Some(id) = existing
+                .ok()
+                .and_then(|st| self.table.id_of((st.st_dev, st.st_ino)))
+            {
+                self.table.settle_store(id, true);
+            }
+        }
         let created = {
             let _caller = AsCaller::new(self, req);
             sys::component(name).and_then(|n| {
@@ -1069,10 +1143,12 @@ impl Filesystem for DisorderFs {
             Ok(fd) => fd,
             Err(e) => return reply.error(errno(&e)),
         };
-        let (id, attr) = match self.do_lookup(&parent, name) {
+        let Found { id, attr, .. } = match self.do_lookup(&parent, name, false) {
             Ok(found) => found,
             Err(e) => return reply.error(errno(&e)),
         };
+        // The file is open now: a store still pending must never be made.
+        self.table.settle_store(id, true);
         let Some(inode) = self.table.get(id) else {
             return reply.error(Errno::ESTALE);
         };

@@ -13,7 +13,8 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use fuser::BackingId;
 
@@ -41,6 +42,16 @@ pub(crate) struct Inode {
 }
 
 impl Inode {
+    pub(crate) fn new(fd: OwnedFd, key: (u64, u64), dir_path: Vec<u8>) -> Inode {
+        Inode {
+            fd,
+            key,
+            dir_path: Mutex::new(dir_path),
+            backing: Mutex::new(None),
+            mtime_lock: Mutex::new(()),
+        }
+    }
+
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
@@ -50,6 +61,36 @@ impl Inode {
 struct Entry {
     inode: Arc<Inode>,
     nlookup: u64,
+    store: Store,
+}
+
+/// Where a node's prefetch store is (see `prefetch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Store {
+    /// Nothing to store: the kernel reads the file as usual.
+    None,
+    /// To be stored by the first lookup of the node, if the file still has the size
+    /// the kernel was given (which the kernel keeps until it is told otherwise).
+    Pending(u64),
+    /// Being stored by a lookup now.
+    Storing,
+}
+
+/// What `remember` did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Remembered {
+    pub id: u64,
+    /// The node's prefetch store is still to come (pending or in progress).
+    pub store_pending: bool,
+}
+
+/// What a lookup must do about the node's prefetch store.
+#[derive(Debug)]
+pub(crate) enum StoreTurn {
+    /// Nothing pending.
+    Nothing,
+    /// Store the file now, if it still has the given size, then call `Table::stored`.
+    Store(Arc<Inode>, u64),
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +105,11 @@ struct Maps {
 pub(crate) struct Table {
     maps: Mutex<Maps>,
     root_dev: u64,
+    /// Signalled when a store ends.
+    stored: Condvar,
+    /// How many nodes have a store pending or in progress: requests skip the lock
+    /// while there are none.
+    stores: AtomicUsize,
 }
 
 impl Table {
@@ -77,39 +123,50 @@ impl Table {
         maps.by_id.insert(
             ROOT_ID,
             Entry {
-                inode: Arc::new(Inode {
-                    fd: root_fd,
-                    key: root_key,
-                    dir_path: Mutex::new(Vec::new()),
-                    backing: Mutex::new(None),
-                    mtime_lock: Mutex::new(()),
-                }),
+                inode: Arc::new(Inode::new(root_fd, root_key, Vec::new())),
                 // The root is never forgotten.
                 nlookup: u64::MAX / 2,
+                store: Store::None,
             },
         );
         Table {
             maps: Mutex::new(maps),
             root_dev: root_key.0,
+            stored: Condvar::new(),
+            stores: AtomicUsize::new(0),
         }
     }
 
-    pub(crate) fn get(&self, id: u64) -> Option<Arc<Inode>> {
-        let maps = self.maps.lock().expect("inode table poisoned");
-        maps.by_id.get(&id).map(|e| Arc::clone(&e.inode))
+    fn lock(&self) -> MutexGuard<'_, Maps> {
+        self.maps.lock().expect("inode table poisoned")
     }
 
-    /// Records one more kernel reference to the inode behind `fd` (whose key is `key`)
-    /// and returns its node id; `fd` is dropped when the inode is already known.
-    pub(crate) fn remember(&self, fd: OwnedFd, key: (u64, u64), dir_path: Option<Vec<u8>>) -> u64 {
-        let mut maps = self.maps.lock().expect("inode table poisoned");
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<Inode>> {
+        self.lock().by_id.get(&id).map(|e| Arc::clone(&e.inode))
+    }
+
+    /// Records one more kernel reference to the inode behind `fd` (whose key is `key`);
+    /// `fd` is dropped when the inode is already known. A node the kernel did not know
+    /// gets a pending prefetch store of `prefetch` bytes when asked, in the same step,
+    /// so no other request can see the node without seeing its store.
+    pub(crate) fn remember(
+        &self,
+        fd: OwnedFd,
+        key: (u64, u64),
+        dir_path: Option<Vec<u8>>,
+        prefetch: Option<u64>,
+    ) -> Remembered {
+        let mut maps = self.lock();
         if let Some(&id) = maps.by_key.get(&key) {
             let entry = maps.by_id.get_mut(&id).expect("maps agree");
             entry.nlookup += 1;
             if let Some(path) = dir_path {
                 *entry.inode.dir_path.lock().expect("dir path poisoned") = path;
             }
-            return id;
+            return Remembered {
+                id,
+                store_pending: entry.store != Store::None,
+            };
         }
         let natural = key.1;
         let id =
@@ -127,28 +184,102 @@ impl Table {
         maps.by_id.insert(
             id,
             Entry {
-                inode: Arc::new(Inode {
-                    fd,
-                    key,
-                    dir_path: Mutex::new(dir_path.unwrap_or_default()),
-                    backing: Mutex::new(None),
-                    mtime_lock: Mutex::new(()),
-                }),
+                inode: Arc::new(Inode::new(fd, key, dir_path.unwrap_or_default())),
                 nlookup: 1,
+                store: prefetch.map_or(Store::None, Store::Pending),
             },
         );
-        id
+        if prefetch.is_some() {
+            self.stores.fetch_add(1, Ordering::SeqCst);
+        }
+        Remembered {
+            id,
+            store_pending: prefetch.is_some(),
+        }
+    }
+
+    /// For a lookup of node `id`: whether this lookup stores the node's data (then it
+    /// must call `stored` before answering); waits while another lookup stores it.
+    pub(crate) fn store_turn(&self, id: u64) -> StoreTurn {
+        if !self.stores_pending() {
+            return StoreTurn::Nothing;
+        }
+        let mut maps = self.lock();
+        loop {
+            let Some(entry) = maps.by_id.get_mut(&id) else {
+                return StoreTurn::Nothing;
+            };
+            match entry.store {
+                Store::None => return StoreTurn::Nothing,
+                Store::Pending(size) => {
+                    entry.store = Store::Storing;
+                    return StoreTurn::Store(Arc::clone(&entry.inode), size);
+                }
+                Store::Storing => maps = self.stored.wait(maps).expect("inode table poisoned"),
+            }
+        }
+    }
+
+    /// Ends the store `store_turn` handed out.
+    pub(crate) fn stored(&self, id: u64) {
+        let mut maps = self.lock();
+        if let Some(entry) = maps.by_id.get_mut(&id) {
+            Self::clear_store(&self.stores, entry);
+        }
+        drop(maps);
+        self.stored.notify_all();
+    }
+
+    /// Called before any request but a lookup about node `id`: a pending store is
+    /// dropped (the kernel reads the file as usual). With `wait`, a store in progress
+    /// is waited for; reads must not wait, see `prefetch`.
+    pub(crate) fn settle_store(&self, id: u64, wait: bool) {
+        if !self.stores_pending() {
+            return;
+        }
+        let mut maps = self.lock();
+        loop {
+            let Some(entry) = maps.by_id.get_mut(&id) else {
+                return;
+            };
+            match entry.store {
+                Store::None => return,
+                Store::Pending(_) => return Self::clear_store(&self.stores, entry),
+                Store::Storing if wait => {
+                    maps = self.stored.wait(maps).expect("inode table poisoned");
+                }
+                Store::Storing => return,
+            }
+        }
+    }
+
+    fn clear_store(stores: &AtomicUsize, entry: &mut Entry) {
+        if entry.store != Store::None {
+            entry.store = Store::None;
+            stores.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether any node has a store pending or in progress.
+    pub(crate) fn stores_pending(&self) -> bool {
+        self.stores.load(Ordering::SeqCst) > 0
+    }
+
+    /// The node id the kernel knows the underlying inode `key` by, if any.
+    pub(crate) fn id_of(&self, key: (u64, u64)) -> Option<u64> {
+        self.lock().by_key.get(&key).copied()
     }
 
     /// Drops `n` kernel references; the inode's descriptor closes with the last one.
     pub(crate) fn forget(&self, id: u64, n: u64) {
-        let mut maps = self.maps.lock().expect("inode table poisoned");
+        let mut maps = self.lock();
         let Some(entry) = maps.by_id.get_mut(&id) else {
             return;
         };
         entry.nlookup = entry.nlookup.saturating_sub(n);
         if entry.nlookup == 0 {
-            let entry = maps.by_id.remove(&id).expect("just seen");
+            let mut entry = maps.by_id.remove(&id).expect("just seen");
+            Self::clear_store(&self.stores, &mut entry);
             maps.by_key.remove(&entry.inode.key);
         }
     }

@@ -12,6 +12,10 @@
 //! - [`order`]: the pure ordering logic (shuffle, reverse, sort, as-is).
 //! - [`mount()`] / [`Mount`]: set a mount up, tear it down (also on drop).
 //! - `fs` (private): the FUSE operations, with the caching policy documented there.
+//! - `prefetch` (private): small files' data pushed into the kernel's cache when a
+//!   listing shows them, stored by the lookup that must precede any use, so reading a
+//!   listed file costs one round trip instead of two or three.
+//! - [`Mount::stats`]: counts of reads served and files prefetched.
 //!
 //! ```no_run
 //! use disorderfs::{Options, Order, mount};
@@ -28,8 +32,11 @@ mod fs;
 mod inode;
 mod mount;
 pub mod order;
+mod prefetch;
+mod stats;
 mod sys;
 
 pub use error::Error;
 pub use mount::{Mount, Options, mount};
 pub use order::Order;
+pub use stats::Stats;

@@ -72,6 +72,10 @@ struct Cli {
     /// through at once.
     #[arg(long, value_name = "yes|no", value_parser = yes_no, action = clap::ArgAction::Set, default_value = "yes")]
     writeback_cache: bool,
+    /// Without passthrough, push files of up to BYTES into the kernel's cache as soon
+    /// as a listing shows them, so reading them costs no round trip; 0 turns it off.
+    #[arg(long, value_name = "BYTES", default_value_t = Options::default().prefetch_max)]
+    prefetch_max: u64,
     /// Seconds the kernel may cache names and attributes.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     cache_timeout: f64,
@@ -120,6 +124,7 @@ impl Cli {
             passthrough: self.passthrough,
             no_open: self.no_open,
             writeback_cache: self.writeback_cache,
+            prefetch_max: self.prefetch_max,
             mount_options: self.options.clone(),
             ..Options::default()
         })

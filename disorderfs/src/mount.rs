@@ -13,6 +13,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
@@ -20,6 +21,8 @@ use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
 use crate::error::Error;
 use crate::fs::{DisorderFs, Settings};
 use crate::order::Order;
+use crate::prefetch::Prefetch;
+use crate::stats::{Counters, Stats};
 
 /// How a mount behaves. `Options::default()` is a seed-0 shuffle with the caching
 /// documented in the crate docs.
@@ -53,6 +56,10 @@ pub struct Options {
     /// kernel drops that file; a build that works only through the mount is
     /// unaffected.
     pub writeback_cache: bool,
+    /// Where passthrough is not in use, push the contents of regular files of up to
+    /// this many bytes into the kernel's cache when a listing first shows them, so
+    /// reading them costs no round trip (see the `prefetch` module); 0 turns it off.
+    pub prefetch_max: u64,
     /// Worker threads serving requests (at least 1).
     pub threads: usize,
     /// Allow mounting over a directory that has entries (they are hidden meanwhile).
@@ -71,6 +78,7 @@ impl Default for Options {
             passthrough: true,
             no_open: true,
             writeback_cache: true,
+            prefetch_max: 64 * 1024,
             threads: 2,
             allow_nonempty: false,
             mount_options: Vec::new(),
@@ -82,6 +90,7 @@ impl Default for Options {
 #[derive(Debug)]
 pub struct Mount {
     session: Option<BackgroundSession>,
+    counters: Arc<Counters>,
     mountpoint: PathBuf,
     passthrough: bool,
 }
@@ -90,6 +99,11 @@ impl Mount {
     /// The directory the mount is on.
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
+    }
+
+    /// What the mount has served so far.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
     }
 
     /// Whether open files use kernel passthrough (decided at mount time).
@@ -201,7 +215,20 @@ pub fn mount(root: &Path, mountpoint: &Path, opts: &Options) -> Result<Mount, Er
         no_open,
         writeback: opts.writeback_cache && !passthrough,
     };
-    let fs = DisorderFs::new(root_fd, settings).map_err(|source| Error::Io {
+    // Passthrough files are read from the root directly, not from the cache a store fills.
+    let prefetch = Arc::new(Prefetch::new(if passthrough {
+        0
+    } else {
+        opts.prefetch_max
+    }));
+    let counters = Arc::new(Counters::default());
+    let fs = DisorderFs::new(
+        root_fd,
+        settings,
+        Arc::clone(&prefetch),
+        Arc::clone(&counters),
+    )
+    .map_err(|source| Error::Io {
         what: format!("reading the attributes of {}", root.display()),
         source,
     })?;
@@ -210,12 +237,14 @@ pub fn mount(root: &Path, mountpoint: &Path, opts: &Options) -> Result<Mount, Er
         mountpoint: mountpoint.to_path_buf(),
         source,
     })?;
+    prefetch.connect(session.notifier());
     let session = session.spawn().map_err(|source| Error::Io {
         what: "starting the threads that serve the mount".into(),
         source,
     })?;
     Ok(Mount {
         session: Some(session),
+        counters,
         mountpoint: mountpoint.to_path_buf(),
         passthrough,
     })

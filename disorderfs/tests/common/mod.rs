@@ -40,6 +40,11 @@ impl Fixture {
         }
     }
 
+    /// What the mount has served so far.
+    pub fn stats(&self) -> disorderfs::Stats {
+        self.mount.as_ref().expect("mounted").stats()
+    }
+
     /// Unmounts now, reporting a failure.
     pub fn unmount(mut self) {
         if let Some(m) = self.mount.take() {
