@@ -173,6 +173,8 @@ enum IoFd {
     Handle(i32),
     Owned(OwnedFd),
     Kept(Arc<OwnedFd>),
+    /// The inode's own descriptor, open for reading.
+    Inode(Arc<Inode>),
 }
 
 impl IoFd {
@@ -181,6 +183,7 @@ impl IoFd {
             IoFd::Handle(fd) => *fd,
             IoFd::Owned(fd) => fd.as_raw_fd(),
             IoFd::Kept(fd) => fd.as_raw_fd(),
+            IoFd::Inode(inode) => inode.fd().as_raw_fd(),
         }
     }
 }
@@ -297,11 +300,26 @@ impl DisorderFs {
         self.attr(shown, st)
     }
 
-    /// Looks `name` up in `parent` and takes one kernel reference on the result. With
-    /// `listing`, a small file the kernel did not know gets a pending prefetch store.
-    fn do_lookup(&self, parent: &Inode, name: &OsStr, listing: bool) -> io::Result<Found> {
+    /// Looks `name` up in `parent` and takes one kernel reference on the result.
+    /// `listed` is the entry's type when a listing found it: a small file the kernel
+    /// did not know then gets a pending prefetch store.
+    fn do_lookup(
+        &self,
+        parent: &Inode,
+        name: &OsStr,
+        listed: Option<FileType>,
+    ) -> io::Result<Found> {
         let cname = sys::component(name)?;
-        let fd = sys::open_path(parent.fd(), &cname)?;
+        // A file the listing says is regular is opened for reading at once (its reads
+        // then need no re-open); anything else, or a file we may not read, by path only.
+        let read_fd = (listed == Some(FileType::RegularFile))
+            .then(|| sys::open_read(parent.fd(), &cname).ok())
+            .flatten();
+        let readable = read_fd.is_some();
+        let fd = match read_fd {
+            Some(fd) => fd,
+            None => sys::open_path(parent.fd(), &cname)?,
+        };
         let st = sys::fstat(fd.as_fd())?;
         let dir_path = (st.st_mode & libc::S_IFMT == libc::S_IFDIR).then(|| {
             let parent_path = parent.dir_path.lock().expect("dir path poisoned");
@@ -313,12 +331,13 @@ impl DisorderFs {
             path
         });
         let size = st.st_size as u64;
-        let prefetch =
-            (listing && st.st_mode & libc::S_IFMT == libc::S_IFREG && self.prefetch.wants(size))
-                .then_some(size);
-        let remembered = self
-            .table
-            .remember(fd, (st.st_dev, st.st_ino), dir_path, prefetch);
+        let prefetch = (listed.is_some()
+            && st.st_mode & libc::S_IFMT == libc::S_IFREG
+            && self.prefetch.wants(size))
+        .then_some(size);
+        let remembered =
+            self.table
+                .remember((fd, readable), (st.st_dev, st.st_ino), dir_path, prefetch);
         Ok(Found {
             id: remembered.id,
             attr: self.attr(remembered.id, &st),
@@ -329,7 +348,7 @@ impl DisorderFs {
     /// Looks `name` up for a LOOKUP-style reply: a pending prefetch store of the node
     /// is made (or waited for) before the entry is handed out with its full timeout.
     fn lookup_entry(&self, parent: &Inode, name: &OsStr) -> io::Result<FileAttr> {
-        let found = self.do_lookup(parent, name, false)?;
+        let found = self.do_lookup(parent, name, None)?;
         if let StoreTurn::Store(inode, size) = self.table.store_turn(found.id) {
             if self.prefetch.store(found.id, &inode, size) == Ok(true) {
                 self.counters.stored();
@@ -486,6 +505,8 @@ impl DisorderFs {
             sys::reopen(inode.fd(), libc::O_RDWR)
                 .or_else(|_| sys::reopen(inode.fd(), libc::O_WRONLY))
                 .map(IoFd::Owned)
+        } else if inode.read_fd().is_some() {
+            Ok(IoFd::Inode(inode))
         } else {
             self.read_fds.get(&inode).map(IoFd::Kept)
         };
@@ -985,7 +1006,7 @@ impl Filesystem for DisorderFs {
                 }
                 continue;
             }
-            let Ok(found) = self.do_lookup(&listing.dir, &e.name, true) else {
+            let Ok(found) = self.do_lookup(&listing.dir, &e.name, Some(e.kind)) else {
                 // Removed since opendir: leave it out, as a fresh listing would.
                 continue;
             };
@@ -1143,7 +1164,7 @@ impl Filesystem for DisorderFs {
             Ok(fd) => fd,
             Err(e) => return reply.error(errno(&e)),
         };
-        let Found { id, attr, .. } = match self.do_lookup(&parent, name, false) {
+        let Found { id, attr, .. } = match self.do_lookup(&parent, name, None) {
             Ok(found) => found,
             Err(e) => return reply.error(errno(&e)),
         };

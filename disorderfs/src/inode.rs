@@ -28,6 +28,9 @@ const ALT_ID_START: u64 = 1 << 63;
 #[derive(Debug)]
 pub(crate) struct Inode {
     fd: OwnedFd,
+    /// `fd` is open for reading: regular files found by a listing are opened so,
+    /// which spares each later read (and prefetch store) a re-open.
+    readable: bool,
     pub(crate) key: (u64, u64),
     /// The directory's path relative to the root, as last looked up: it keys the
     /// shuffle. Only directories keep one; renames are picked up on the next lookup.
@@ -44,6 +47,7 @@ pub(crate) struct Inode {
 impl Inode {
     pub(crate) fn new(fd: OwnedFd, key: (u64, u64), dir_path: Vec<u8>) -> Inode {
         Inode {
+            readable: false,
             fd,
             key,
             dir_path: Mutex::new(dir_path),
@@ -54,6 +58,11 @@ impl Inode {
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// The inode's descriptor, if it is open for reading (not `O_PATH`).
+    pub(crate) fn read_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.readable.then(|| self.fd.as_fd())
     }
 }
 
@@ -151,7 +160,7 @@ impl Table {
     /// so no other request can see the node without seeing its store.
     pub(crate) fn remember(
         &self,
-        fd: OwnedFd,
+        (fd, readable): (OwnedFd, bool),
         key: (u64, u64),
         dir_path: Option<Vec<u8>>,
         prefetch: Option<u64>,
@@ -184,7 +193,10 @@ impl Table {
         maps.by_id.insert(
             id,
             Entry {
-                inode: Arc::new(Inode::new(fd, key, dir_path.unwrap_or_default())),
+                inode: Arc::new(Inode {
+                    readable,
+                    ..Inode::new(fd, key, dir_path.unwrap_or_default())
+                }),
                 nlookup: 1,
                 store: prefetch.map_or(Store::None, Store::Pending),
             },

@@ -82,8 +82,15 @@ impl Prefetch {
             return Ok(false);
         };
         let stored = (|| {
-            let fd = sys::reopen(inode.fd(), libc::O_RDONLY)?;
-            match read_exactly(fd.as_raw_fd(), size)? {
+            let reopened;
+            let fd = match inode.read_fd() {
+                Some(fd) => fd.as_raw_fd(),
+                None => {
+                    reopened = sys::reopen(inode.fd(), libc::O_RDONLY)?;
+                    reopened.as_raw_fd()
+                }
+            };
+            match read_exactly(fd, size)? {
                 Some(data) => notifier.store(INodeNo(id), 0, &data).map(|()| true),
                 None => Ok(false),
             }

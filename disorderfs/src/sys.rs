@@ -53,6 +53,17 @@ pub(crate) fn open_path(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd>
     )
 }
 
+/// Opens a regular file `name` under `dir` for reading, without following a final
+/// symlink and without blocking or taking a terminal should it not be regular after all.
+pub(crate) fn open_read(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    openat(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+        0,
+    )
+}
+
 pub(crate) fn openat(
     dir: BorrowedFd<'_>,
     name: &CStr,
