@@ -1,7 +1,7 @@
 //! The FUSE filesystem: a passthrough of one directory whose listings are reordered.
 //!
-//! Every request is answered from the `O_PATH` descriptors in the inode table with
-//! the `*at` family of calls (see `sys`), so nothing is ever resolved by path and no
+//! Every request is answered from the descriptors in the inode table (`O_PATH`, or
+//! read-only for regular files a listing found) with the `*at` family of calls (see `sys`), so nothing is ever resolved by path and no
 //! symlink is ever followed by the daemon. Only `opendir` is special: it reads the
 //! whole directory, orders it once (see `order`) and keeps that listing for the
 //! handle, so offsets are indexes into a fixed list.
@@ -22,8 +22,9 @@
 //! - Elsewhere (inside a user namespace, as vary-build mounts it) the first `open` is
 //!   answered with ENOSYS: the kernel then opens and closes files without a round
 //!   trip, keeps their pages cached, and sends reads and writes with handle 0. Reads
-//!   use one of a few descriptors kept open for recently read inodes (see `fdcache`),
-//!   writes a descriptor opened for the request. Round trips are what FUSE costs (two
+//!   use the inode's own descriptor where it is open for reading (regular files found
+//!   by a listing), or else one of a few kept open for recently read inodes (see
+//!   `fdcache`); writes use a descriptor opened for the request. Round trips are what FUSE costs (two
 //!   context switches each), so this is the fastest mode for builds.
 //! - Where passthrough is not used, the kernel's writeback cache is on
 //!   (`Options::writeback_cache`): `write` only fills the page cache, the daemon gets
@@ -38,11 +39,12 @@
 //!   follow it in one round trip per page of entries.
 //! - Requests are served by several threads, each with its own `/dev/fuse` clone.
 //!
-//! What is left per file read from a cold cache is a READ round trip, plus a GETATTR
-//! if the reader stats the file after reading (the kernel drops its cached atime after
-//! every READ). Pushing small files' contents into the kernel's cache ahead of reads
-//! (`notify_store`) would save both, but it can overwrite newer data a concurrent
-//! writer has just put in the page cache, so it is not done.
+//! - Small regular files a listing shows are prefetched (`Options::prefetch_max`, see
+//!   `prefetch`): their entries are sent with a zero timeout, and the LOOKUP that must
+//!   revalidate them before any use stores their data in the kernel's cache first. A
+//!   listed file then costs that one round trip, instead of a READ plus a GETATTR
+//!   when the reader stats it after reading (the kernel drops its cached atime after
+//!   every READ).
 //!
 //! File locks (`flock`, `fcntl`) are left to the kernel, which handles them locally
 //! for the mount: correct for every process using the mount, which is everyone in a
