@@ -296,3 +296,75 @@ impl Table {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        let root = std::fs::File::open("/").expect("open /");
+        Table::new(root.into(), (0, 2))
+    }
+
+    fn fd() -> (OwnedFd, bool) {
+        (std::fs::File::open("/").expect("open /").into(), false)
+    }
+
+    #[test]
+    fn a_store_is_handed_out_once_and_only_for_a_new_node() {
+        let t = table();
+        let first = t.remember(fd(), (0, 10), None, Some(100));
+        assert!(first.store_pending);
+        // A second reference while pending still says so: its entry needs revalidation.
+        let again = t.remember(fd(), (0, 10), None, Some(100));
+        assert_eq!(again.id, first.id);
+        assert!(again.store_pending);
+        match t.store_turn(first.id) {
+            StoreTurn::Store(_, size) => assert_eq!(size, 100),
+            StoreTurn::Nothing => panic!("the pending store was not handed out"),
+        }
+        t.stored(first.id);
+        assert!(matches!(t.store_turn(first.id), StoreTurn::Nothing));
+        assert!(!t.stores_pending());
+        // A node the kernel already knows never gets a store.
+        let known = t.remember(fd(), (0, 10), None, Some(100));
+        assert!(!known.store_pending);
+    }
+
+    #[test]
+    fn any_other_request_drops_a_pending_store() {
+        let t = table();
+        let id = t.remember(fd(), (0, 11), None, Some(5)).id;
+        t.settle_store(id, false);
+        assert!(!t.stores_pending());
+        assert!(matches!(t.store_turn(id), StoreTurn::Nothing));
+    }
+
+    #[test]
+    fn forgetting_a_node_drops_its_store() {
+        let t = table();
+        let id = t.remember(fd(), (0, 12), None, Some(5)).id;
+        t.forget(id, 1);
+        assert!(!t.stores_pending());
+    }
+
+    #[test]
+    fn a_writer_waits_for_a_store_in_progress_and_a_reader_does_not() {
+        let t = Arc::new(table());
+        let id = t.remember(fd(), (0, 13), None, Some(5)).id;
+        assert!(matches!(t.store_turn(id), StoreTurn::Store(..)));
+        // Readers go ahead: the kernel may hold the page the store waits for.
+        t.settle_store(id, false);
+        let writer = {
+            let t = Arc::clone(&t);
+            std::thread::spawn(move || t.settle_store(id, true))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            !writer.is_finished(),
+            "a writer went past a store in progress"
+        );
+        t.stored(id);
+        writer.join().expect("writer");
+    }
+}
