@@ -1,8 +1,9 @@
 //! The FUSE filesystem: a passthrough of one directory whose listings are reordered.
 //!
 //! Every request is answered from the descriptors in the inode table (`O_PATH`, or
-//! read-only for regular files a listing found) with the `*at` family of calls (see `sys`), so nothing is ever resolved by path and no
-//! symlink is ever followed by the daemon. Only `opendir` is special: it reads the
+//! read-only for regular files a listing found) with the `*at` family of calls (see
+//! `sys`), so nothing is ever resolved by path and no symlink is ever followed by the
+//! daemon. Only `opendir` is special: it reads the
 //! whole directory, orders it once (see `order`) and keeps that listing for the
 //! handle, so offsets are indexes into a fixed list.
 //!
@@ -24,8 +25,8 @@
 //!   trip, keeps their pages cached, and sends reads and writes with handle 0. Reads
 //!   use the inode's own descriptor where it is open for reading (regular files found
 //!   by a listing), or else one of a few kept open for recently read inodes (see
-//!   `fdcache`); writes use a descriptor opened for the request. Round trips are what FUSE costs (two
-//!   context switches each), so this is the fastest mode for builds.
+//!   `fdcache`); writes use a descriptor opened for the request. Round trips are what
+//!   FUSE costs (two context switches each), so this is the fastest mode for builds.
 //! - Where passthrough is not used, the kernel's writeback cache is on
 //!   (`Options::writeback_cache`): `write` only fills the page cache, the daemon gets
 //!   the data in requests of up to 1 MiB, at the latest when the file is closed (so

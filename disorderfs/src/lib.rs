@@ -12,9 +12,9 @@
 //! - [`order`]: the pure ordering logic (shuffle, reverse, sort, as-is).
 //! - [`mount()`] / [`Mount`]: set a mount up, tear it down (also on drop).
 //! - `fs` (private): the FUSE operations, with the caching policy documented there.
-//! - `prefetch` (private): small files' data pushed into the kernel's cache when a
-//!   listing shows them, stored by the lookup that must precede any use, so reading a
-//!   listed file costs one round trip instead of two or three.
+//! - `prefetch` (private): small files a listing shows are stored in the kernel's
+//!   cache by the lookup that must precede any use of them, so reading a listed file
+//!   costs one round trip instead of two or three.
 //! - [`Mount::stats`]: counts of reads served and files prefetched.
 //!
 //! ```no_run

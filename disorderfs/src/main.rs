@@ -72,8 +72,9 @@ struct Cli {
     /// through at once.
     #[arg(long, value_name = "yes|no", value_parser = yes_no, action = clap::ArgAction::Set, default_value = "yes")]
     writeback_cache: bool,
-    /// Without passthrough, push files of up to BYTES into the kernel's cache as soon
-    /// as a listing shows them, so reading them costs no round trip; 0 turns it off.
+    /// Without passthrough, store files of up to BYTES that a listing shows in the
+    /// kernel's cache at their first lookup, so reading them costs no READ round trip
+    /// (a listed file that is only stat'ed then pays that lookup); 0 turns it off.
     #[arg(long, value_name = "BYTES", default_value_t = Options::default().prefetch_max)]
     prefetch_max: u64,
     /// Seconds the kernel may cache names and attributes.

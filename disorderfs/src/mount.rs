@@ -56,9 +56,10 @@ pub struct Options {
     /// kernel drops that file; a build that works only through the mount is
     /// unaffected.
     pub writeback_cache: bool,
-    /// Where passthrough is not in use, push the contents of regular files of up to
-    /// this many bytes into the kernel's cache when a listing first shows them, so
-    /// reading them costs no round trip (see the `prefetch` module); 0 turns it off.
+    /// Where passthrough is not in use, regular files of up to this many bytes that a
+    /// listing shows the kernel are stored in its cache by their first lookup, so
+    /// reading them costs no READ round trip; a listed file that is only stat'ed pays
+    /// that lookup instead (see the crate docs). 0 turns it off.
     pub prefetch_max: u64,
     /// Worker threads serving requests (at least 1).
     pub threads: usize,
