@@ -56,6 +56,15 @@ pub enum Error {
         /// What the kernel or fusermount3 said.
         source: io::Error,
     },
+    /// Something else was mounted over the mount point, so ours cannot be reached to
+    /// unmount it.
+    #[error(
+        "could not unmount {mountpoint}: another filesystem is mounted over it; unmount that one first (`umount {mountpoint}`), then ours (`fusermount3 -u {mountpoint}`)"
+    )]
+    Covered {
+        /// The mount point.
+        mountpoint: PathBuf,
+    },
     /// Unmounting failed.
     #[error(
         "could not unmount {mountpoint}: {source}; unmount it by hand with `fusermount3 -u {mountpoint}` or `umount -l {mountpoint}`"
