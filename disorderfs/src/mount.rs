@@ -91,9 +91,13 @@ impl Default for Options {
 #[derive(Debug)]
 pub struct Mount {
     session: Option<BackgroundSession>,
-    /// The mount's device: tells ours from whatever is mounted at the mount point by the
-    /// time we unmount.
-    dev: Option<u64>,
+    /// The mount point as canonical path, resolved before mounting: looking it up later
+    /// would ask the daemon.
+    canonical: PathBuf,
+    /// The kernel's unique id of our mount (never reused, unlike device numbers and
+    /// mountinfo's ids): tells ours from whatever is mounted at the mount point by the
+    /// time we unmount. None where the kernel does not give it (before 6.8).
+    mount_id: Option<u64>,
     counters: Arc<Counters>,
     mountpoint: PathBuf,
     passthrough: bool,
@@ -136,13 +140,12 @@ impl Mount {
         let Some(session) = self.session.take() else {
             return Ok(());
         };
-        // Where it cannot be told (the mount point cannot be looked at), the mount point
-        // is trusted, as it was before mounting.
-        let ours_at_mountpoint = match (self.dev, device_of(&self.mountpoint)) {
-            (Some(dev), Some(now)) => now == dev,
-            _ => true,
+        // Where our id is unknown, the mount point is trusted, as before mounting.
+        let ours_at_mountpoint = match self.mount_id {
+            Some(id) => unique_mount_id(&self.canonical) == Some(id),
+            None => true,
         };
-        if session.guard.is_finished() || !ours_at_mountpoint {
+        if !ours_at_mountpoint {
             return self.let_go(session);
         }
         match session.umount_and_join() {
@@ -170,6 +173,12 @@ impl Mount {
     /// (its `/dev/fuse` descriptor stays open, unused, until the process exits), and a
     /// mount of ours that is still there, under another, is reported, not forced.
     fn let_go(&self, session: BackgroundSession) -> Result<(), Error> {
+        // Unmounted from outside, the serving threads see the connection end at once;
+        // still serving after a while, the mount is there, under another.
+        let start = std::time::Instant::now();
+        while !session.guard.is_finished() && start.elapsed() < Duration::from_secs(1) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let covered = !session.guard.is_finished();
         std::mem::forget(session);
         if covered {
@@ -181,11 +190,39 @@ impl Mount {
     }
 }
 
-/// The device of whatever is mounted at (or holds) `path`.
-fn device_of(path: &Path) -> Option<u64> {
-    fs::metadata(path)
-        .ok()
-        .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+/// The unique id of the mount `path` is on, from `statx` without asking the filesystem
+/// anything (no attribute is requested, and none is synced).
+fn unique_mount_id(path: &Path) -> Option<u64> {
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: `c` is a valid NUL-terminated path and `stx` has room for a `struct statx`.
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC,
+            libc::STATX_MNT_ID_UNIQUE,
+            stx.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: `statx` succeeded, so it filled the struct (zeroed beforehand anyway).
+    let stx = unsafe { stx.assume_init() };
+    (stx.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0).then_some(stx.stx_mnt_id)
+}
+
+/// A path as mountinfo writes it (space, tab, newline and backslash octal-escaped).
+fn mountinfo_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            ' ' | '\t' | '\n' | '\\' => out.push_str(&format!("\\{:03o}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl Drop for Mount {
@@ -225,7 +262,7 @@ fn is_mounted(path: &Path) -> bool {
     let Ok(canon) = path.canonicalize() else {
         return false;
     };
-    let wanted = canon.to_string_lossy().replace(' ', "\\040");
+    let wanted = mountinfo_path(&canon);
     mountinfo
         .lines()
         .any(|l| l.split(' ').nth(4) == Some(wanted.as_str()))
@@ -239,6 +276,9 @@ fn is_mounted(path: &Path) -> bool {
 pub fn mount(root: &Path, mountpoint: &Path, opts: &Options) -> Result<Mount, Error> {
     let root_fd = open_root(root)?;
     check_mountpoint(root, mountpoint, opts)?;
+    let canonical = mountpoint
+        .canonicalize()
+        .unwrap_or_else(|_| mountpoint.to_path_buf());
     check_dev_fuse()?;
     raise_nofile_limit();
     grow_fd_table(root_fd.as_fd());
@@ -283,10 +323,11 @@ pub fn mount(root: &Path, mountpoint: &Path, opts: &Options) -> Result<Mount, Er
         what: "starting the threads that serve the mount".into(),
         source,
     })?;
-    let dev = device_of(mountpoint);
+    let mount_id = unique_mount_id(&canonical);
     Ok(Mount {
         session: Some(session),
-        dev,
+        canonical,
+        mount_id,
         counters,
         mountpoint: mountpoint.to_path_buf(),
         passthrough,
