@@ -1,10 +1,14 @@
 //! The inode table: which underlying file each FUSE node id stands for.
 //!
-//! Each node the kernel knows about holds an `O_PATH` descriptor of the underlying
-//! inode, so every later operation starts from that descriptor and never from a
-//! path. Holding the descriptor also keeps the underlying inode alive, so its
-//! `(st_dev, st_ino)` key cannot be reused by another file while the kernel still
-//! refers to the node.
+//! Each node the kernel knows about holds a descriptor of the underlying inode
+//! (`O_PATH`, or read-only for a regular file a listing found), so every later
+//! operation starts from that descriptor and never from a path. Holding the descriptor
+//! also keeps the underlying inode alive, so its `(st_dev, st_ino)` key cannot be
+//! reused by another file while the kernel still refers to the node.
+//!
+//! The table also keeps each node's prefetch store state (see `prefetch`), under the
+//! same lock as the kernel's reference count, so that the first reference and a
+//! pending store are one step.
 //!
 //! Node ids are the underlying inode numbers where that is unambiguous (files on the
 //! root's device), so `stat`'s `st_ino` and `readdir`'s `d_ino` agree with each other

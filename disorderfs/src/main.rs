@@ -86,9 +86,12 @@ struct Cli {
     /// Stay in the foreground.
     #[arg(short = 'f')]
     foreground: bool,
-    /// Single-threaded operation.
+    /// Single-threaded operation (the same as --threads 1).
     #[arg(short = 's')]
     single_thread: bool,
+    /// Threads serving requests.
+    #[arg(long, value_name = "N", default_value_t = Options::default().threads as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
     /// Debug: implies -f.
     #[arg(short = 'd')]
     debug: bool,
@@ -121,7 +124,11 @@ impl Cli {
             pad_blocks: self.pad_blocks,
             multi_user: self.multi_user,
             cache_ttl: Duration::from_secs_f64(self.cache_timeout),
-            threads: if self.single_thread { 1 } else { 2 },
+            threads: if self.single_thread {
+                1
+            } else {
+                usize::from(self.threads)
+            },
             passthrough: self.passthrough,
             no_open: self.no_open,
             writeback_cache: self.writeback_cache,

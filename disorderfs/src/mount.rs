@@ -61,7 +61,10 @@ pub struct Options {
     /// reading them costs no READ round trip; a listed file that is only stat'ed pays
     /// that lookup instead (see the crate docs). 0 turns it off.
     pub prefetch_max: u64,
-    /// Worker threads serving requests (at least 1).
+    /// Worker threads serving requests (at least 1). Three, not two, on a 2-core
+    /// machine: with a request always in flight, `tar` over 10,000 files took 0.31-0.35 s
+    /// with three against 0.36-0.42 s with two and 0.35-0.42 s with four, measured
+    /// alternately; `make -j2` did not change.
     pub threads: usize,
     /// Allow mounting over a directory that has entries (they are hidden meanwhile).
     pub allow_nonempty: bool,
@@ -80,7 +83,7 @@ impl Default for Options {
             no_open: true,
             writeback_cache: true,
             prefetch_max: 64 * 1024,
-            threads: 2,
+            threads: 3,
             allow_nonempty: false,
             mount_options: Vec::new(),
         }
@@ -131,7 +134,10 @@ impl Mount {
     ///
     /// When something still uses the mount (a process with its cwd inside, say), the
     /// mount is detached lazily instead: it disappears from the tree at once and the
-    /// filesystem goes away when its last user lets go.
+    /// filesystem goes away when its last user lets go. A mount already unmounted from
+    /// outside is left as it is, and so is whatever was mounted on the directory since;
+    /// a mount that something else was mounted over is reported ([`Error::Covered`]),
+    /// not forced.
     pub fn unmount(mut self) -> Result<(), Error> {
         self.unmount_inner()
     }

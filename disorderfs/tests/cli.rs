@@ -229,3 +229,72 @@ fn default_order_is_debians_reverse() {
     );
     assert!(!is_mount_point(&mnt), "SIGTERM unmounts");
 }
+
+/// The pids of the processes with `needle` on their command line.
+fn pids_of(needle: &str) -> Vec<String> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// How many of `pid`'s threads serve requests (fuser names them `fuser-N`; its
+/// supervising thread is `fuser-bg`).
+fn serving_threads(pid: &str) -> usize {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            fs::read_to_string(t.path().join("comm")).is_ok_and(|c| {
+                c.trim_end()
+                    .strip_prefix("fuser-")
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            })
+        })
+        .count()
+}
+
+#[test]
+fn threads_and_prefetch_options_are_taken_and_checked() {
+    let out = Command::new(BIN)
+        .args(["--threads", "0", "/nonexistent", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("--threads"), "{}", stderr_of(&out));
+
+    for (args, want) in [(&["--threads", "5"][..], 5), (&["-s"][..], 1)] {
+        let (_tmp, root, mnt) = dirs();
+        let _guard = Unmount(&mnt);
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--prefetch-max", "0", "-q"])
+            .arg(&root)
+            .arg(&mnt)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let needle = mnt.to_str().unwrap();
+        let pids = pids_of(needle);
+        assert_eq!(pids.len(), 1, "{pids:?}");
+        // The serving threads start right after the mount is live.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while serving_threads(&pids[0]) < want && Instant::now() < deadline {
+            sleep(Duration::from_millis(20));
+        }
+        assert_eq!(serving_threads(&pids[0]), want, "{args:?}");
+        assert_eq!(fs::read(mnt.join("f3")).unwrap(), b"data");
+        let st = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&mnt)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        wait_for_exit(needle);
+    }
+}
