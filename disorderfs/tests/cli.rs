@@ -50,6 +50,17 @@ impl Drop for Unmount<'_> {
     }
 }
 
+/// `fusermount3 -u`, then waits for the daemon serving `mnt` to exit.
+fn unmount_from_outside(mnt: &Path) {
+    let st = Command::new("fusermount3")
+        .arg("-u")
+        .arg(mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_for_exit(mnt.to_str().unwrap());
+}
+
 /// Waits until no process has `needle` on its command line.
 fn wait_for_exit(needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -189,13 +200,7 @@ fn background_mount_with_debian_options_then_fusermount_unmount() {
     assert_eq!(listed(&mnt), expected);
     let native = fs::metadata(root.join("f1")).unwrap().blocks();
     assert_eq!(fs::metadata(mnt.join("f1")).unwrap().blocks(), native + 3);
-    let st = Command::new("fusermount3")
-        .arg("-u")
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    wait_for_exit(mnt.to_str().unwrap());
+    unmount_from_outside(&mnt);
     assert!(!is_mount_point(&mnt));
 }
 
@@ -289,12 +294,6 @@ fn threads_and_prefetch_options_are_taken_and_checked() {
         }
         assert_eq!(serving_threads(&pids[0]), want, "{args:?}");
         assert_eq!(fs::read(mnt.join("f3")).unwrap(), b"data");
-        let st = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&mnt)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        wait_for_exit(needle);
+        unmount_from_outside(&mnt);
     }
 }

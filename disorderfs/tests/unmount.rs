@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::is_mount_point;
@@ -17,9 +18,20 @@ fn opts() -> Options {
     }
 }
 
-fn tree(dir: &std::path::Path, content: &str) {
-    fs::create_dir_all(dir).unwrap();
-    fs::write(dir.join("which"), content).unwrap();
+/// Two roots, `a` and `b`, each with a file `which` naming it, and an empty mount point.
+fn two_trees() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, mnt) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("mnt"),
+    );
+    for (dir, content) in [(&a, "a"), (&b, "b")] {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("which"), content).unwrap();
+    }
+    fs::create_dir(&mnt).unwrap();
+    (tmp, a, b, mnt)
 }
 
 #[test]
@@ -28,15 +40,7 @@ fn a_mount_unmounted_from_outside_leaves_a_new_mount_on_the_same_directory_alone
         eprintln!("skipped: needs root to unmount from outside with umount2");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let (a, b, mnt) = (
-        tmp.path().join("a"),
-        tmp.path().join("b"),
-        tmp.path().join("mnt"),
-    );
-    tree(&a, "a");
-    tree(&b, "b");
-    fs::create_dir(&mnt).unwrap();
+    let (_tmp, a, b, mnt) = two_trees();
 
     let first = mount(&a, &mnt, &opts()).unwrap();
     assert_eq!(fs::read_to_string(mnt.join("which")).unwrap(), "a");
@@ -65,15 +69,7 @@ fn a_mount_with_another_mounted_over_it_is_reported_and_the_other_left_alone() {
         eprintln!("skipped: needs root to remove the covered mount afterwards");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let (a, b, mnt) = (
-        tmp.path().join("a"),
-        tmp.path().join("b"),
-        tmp.path().join("mnt"),
-    );
-    tree(&a, "a");
-    tree(&b, "b");
-    fs::create_dir(&mnt).unwrap();
+    let (_tmp, a, b, mnt) = two_trees();
 
     let under = mount(&a, &mnt, &opts()).unwrap();
     let over_opts = Options {
