@@ -70,7 +70,7 @@ use fuser::{
 };
 
 use crate::fdcache::ReadFds;
-use crate::inode::{Inode, ROOT_ID, StoreTurn, Table};
+use crate::inode::{Inode, ROOT_ID, Remembered, StoreTurn, Table};
 use crate::order::{Order, order_entries};
 use crate::prefetch::Prefetch;
 use crate::stats::Counters;
@@ -313,6 +313,16 @@ impl DisorderFs {
         listed: Option<FileType>,
     ) -> io::Result<Found> {
         let cname = sys::component(name)?;
+        // Most lookups are of nodes the kernel knows already (revalidations, listings
+        // seen before): a stat finds those, and no descriptor is opened.
+        let st = sys::stat_at(parent.fd(), &cname)?;
+        let key = (st.st_dev, st.st_ino);
+        if let Some(known) = self
+            .table
+            .remember_known(key, self.dir_path(parent, name, &st))
+        {
+            return Ok(self.found(known, &st));
+        }
         // A file the listing says is regular is opened for reading at once (its reads
         // then need no re-open); anything else, or a file we may not read, by path only.
         let read_fd = (listed == Some(FileType::RegularFile))
@@ -323,8 +333,26 @@ impl DisorderFs {
             Some(fd) => fd,
             None => sys::open_path(parent.fd(), &cname)?,
         };
+        // What was opened may not be what was stat'ed, if the name changed meanwhile.
         let st = sys::fstat(fd.as_fd())?;
-        let dir_path = (st.st_mode & libc::S_IFMT == libc::S_IFDIR).then(|| {
+        let size = st.st_size as u64;
+        let prefetch = (listed.is_some()
+            && st.st_mode & libc::S_IFMT == libc::S_IFREG
+            && self.prefetch.wants(size))
+        .then_some(size);
+        let remembered = self.table.remember(
+            (fd, readable),
+            (st.st_dev, st.st_ino),
+            self.dir_path(parent, name, &st),
+            prefetch,
+        );
+        Ok(self.found(remembered, &st))
+    }
+
+    /// A directory's path relative to the root (what keys its shuffle); None for
+    /// anything else.
+    fn dir_path(&self, parent: &Inode, name: &OsStr, st: &libc::stat) -> Option<Vec<u8>> {
+        (st.st_mode & libc::S_IFMT == libc::S_IFDIR).then(|| {
             let parent_path = parent.dir_path.lock().expect("dir path poisoned");
             let mut path = parent_path.clone();
             if !path.is_empty() {
@@ -332,20 +360,15 @@ impl DisorderFs {
             }
             path.extend_from_slice(name.as_bytes());
             path
-        });
-        let size = st.st_size as u64;
-        let prefetch = (listed.is_some()
-            && st.st_mode & libc::S_IFMT == libc::S_IFREG
-            && self.prefetch.wants(size))
-        .then_some(size);
-        let remembered =
-            self.table
-                .remember((fd, readable), (st.st_dev, st.st_ino), dir_path, prefetch);
-        Ok(Found {
-            id: remembered.id,
-            attr: self.attr(remembered.id, &st),
-            store_pending: remembered.store_pending,
         })
+    }
+
+    fn found(&self, remembered: Remembered, st: &libc::stat) -> Found {
+        Found {
+            id: remembered.id,
+            attr: self.attr(remembered.id, st),
+            store_pending: remembered.store_pending,
+        }
     }
 
     /// Looks `name` up for a LOOKUP-style reply: a pending prefetch store of the node

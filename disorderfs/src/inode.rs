@@ -170,16 +170,9 @@ impl Table {
         prefetch: Option<u64>,
     ) -> Remembered {
         let mut maps = self.lock();
-        if let Some(&id) = maps.by_key.get(&key) {
-            let entry = maps.by_id.get_mut(&id).expect("maps agree");
-            entry.nlookup += 1;
-            if let Some(path) = dir_path {
-                *entry.inode.dir_path.lock().expect("dir path poisoned") = path;
-            }
-            return Remembered {
-                id,
-                store_pending: entry.store != Store::None,
-            };
+        // Opened and looked up by another request meanwhile.
+        if let Some(known) = Self::count_known(&mut maps, key, dir_path.clone()) {
+            return known;
         }
         let natural = key.1;
         let id =
@@ -212,6 +205,33 @@ impl Table {
             id,
             store_pending: prefetch.is_some(),
         }
+    }
+
+    /// Records one more kernel reference to the inode `key` if the table has it already
+    /// (no descriptor is needed then).
+    pub(crate) fn remember_known(
+        &self,
+        key: (u64, u64),
+        dir_path: Option<Vec<u8>>,
+    ) -> Option<Remembered> {
+        Self::count_known(&mut self.lock(), key, dir_path)
+    }
+
+    fn count_known(
+        maps: &mut Maps,
+        key: (u64, u64),
+        dir_path: Option<Vec<u8>>,
+    ) -> Option<Remembered> {
+        let id = *maps.by_key.get(&key)?;
+        let entry = maps.by_id.get_mut(&id).expect("maps agree");
+        entry.nlookup += 1;
+        if let Some(path) = dir_path {
+            *entry.inode.dir_path.lock().expect("dir path poisoned") = path;
+        }
+        Some(Remembered {
+            id,
+            store_pending: entry.store != Store::None,
+        })
     }
 
     /// For a lookup of node `id`: whether this lookup stores the node's data (then it

@@ -95,13 +95,18 @@ pub(crate) fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<Owned
 
 /// `fstat` of whatever the descriptor refers to (works for `O_PATH` descriptors too).
 pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    stat_at(fd, EMPTY)
+}
+
+/// `lstat` of `name` under `dir`; an empty name means `dir` itself.
+pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `st` has room for a `struct stat`; the empty path with AT_EMPTY_PATH
-    // makes the call operate on `fd` itself.
+    // SAFETY: `st` has room for a `struct stat` and `name` is NUL-terminated; with
+    // AT_EMPTY_PATH an empty name makes the call operate on `dir` itself.
     check(unsafe {
         libc::fstatat(
-            fd.as_raw_fd(),
-            EMPTY.as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
             st.as_mut_ptr(),
             libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
         )
