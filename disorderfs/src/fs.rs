@@ -3,9 +3,9 @@
 //! Every request is answered from the descriptors in the inode table (`O_PATH`, or
 //! read-only for regular files a listing found) with the `*at` family of calls (see
 //! `sys`), so nothing is ever resolved by path and no symlink is ever followed by the
-//! daemon. Only `opendir` is special: it reads the
-//! whole directory, orders it once (see `order`) and keeps that listing for the
-//! handle, so offsets are indexes into a fixed list.
+//! daemon. Only `opendir` is special: it reads the whole directory, orders it once (see
+//! `order`) and keeps that listing for the handle, so offsets are indexes into a fixed
+//! list.
 //!
 //! # Caching, chosen for speed (see `Options` for the knobs)
 //! - Entries, attributes and negative lookups are cached by the kernel for
@@ -376,7 +376,7 @@ impl DisorderFs {
     fn lookup_entry(&self, parent: &Inode, name: &OsStr) -> io::Result<FileAttr> {
         let found = self.do_lookup(parent, name, None)?;
         if let StoreTurn::Store(inode, size) = self.table.store_turn(found.id) {
-            if self.prefetch.store(found.id, &inode, size) == Ok(true) {
+            if self.prefetch.store(found.id, &inode, size) {
                 self.counters.stored();
             }
             self.table.stored(found.id);
@@ -1169,9 +1169,7 @@ impl Filesystem for DisorderFs {
         // Opening an existing file may truncate it: a store of it in progress (through
         // another name) must land first, as an earlier READ would have.
         if self.table.stores_pending() {
-            let existing = sys::component(name)
-                .and_then(|n| sys::open_path(parent.fd(), &n))
-                .and_then(|fd| sys::fstat(fd.as_fd()));
+            let existing = sys::component(name).and_then(|n| sys::stat_at(parent.fd(), &n));
             if let Some(id) = existing
                 .ok()
                 .and_then(|st| self.table.id_of((st.st_dev, st.st_ino)))

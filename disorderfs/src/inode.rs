@@ -166,12 +166,12 @@ impl Table {
         &self,
         (fd, readable): (OwnedFd, bool),
         key: (u64, u64),
-        dir_path: Option<Vec<u8>>,
+        mut dir_path: Option<Vec<u8>>,
         prefetch: Option<u64>,
     ) -> Remembered {
         let mut maps = self.lock();
         // Opened and looked up by another request meanwhile.
-        if let Some(known) = Self::count_known(&mut maps, key, dir_path.clone()) {
+        if let Some(known) = Self::count_known(&mut maps, key, &mut dir_path) {
             return known;
         }
         let natural = key.1;
@@ -212,20 +212,21 @@ impl Table {
     pub(crate) fn remember_known(
         &self,
         key: (u64, u64),
-        dir_path: Option<Vec<u8>>,
+        mut dir_path: Option<Vec<u8>>,
     ) -> Option<Remembered> {
-        Self::count_known(&mut self.lock(), key, dir_path)
+        Self::count_known(&mut self.lock(), key, &mut dir_path)
     }
 
+    /// `remember_known` under the lock; takes `dir_path` only when the inode is known.
     fn count_known(
         maps: &mut Maps,
         key: (u64, u64),
-        dir_path: Option<Vec<u8>>,
+        dir_path: &mut Option<Vec<u8>>,
     ) -> Option<Remembered> {
         let id = *maps.by_key.get(&key)?;
         let entry = maps.by_id.get_mut(&id).expect("maps agree");
         entry.nlookup += 1;
-        if let Some(path) = dir_path {
+        if let Some(path) = dir_path.take() {
             *entry.inode.dir_path.lock().expect("dir path poisoned") = path;
         }
         Some(Remembered {

@@ -157,7 +157,7 @@ impl Mount {
         match session.umount_and_join() {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => lazy_unmount(&self.mountpoint),
-            Err(e) if !is_mounted(&self.mountpoint) => {
+            Err(e) if !is_mounted(&self.canonical) => {
                 // The threads failed but the mount is gone, which is what was asked.
                 let _ = e;
                 Ok(())
@@ -168,9 +168,7 @@ impl Mount {
             }),
         }
     }
-}
 
-impl Mount {
     /// What unmounting does when the mount point no longer shows our mount: it was
     /// unmounted from outside (`fusermount3 -u`), or something was mounted over it.
     /// fuser would unmount by path (its check that its own mount is still there passes
@@ -260,15 +258,13 @@ fn lazy_unmount(mountpoint: &Path) -> Result<(), Error> {
     }
 }
 
-/// Whether `path` is currently a mount point (its device differs from its parent's).
+/// Whether the canonical path `path` is currently a mount point (per mountinfo, so
+/// nothing asks a daemon that may be gone).
 fn is_mounted(path: &Path) -> bool {
     let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
-    let Ok(canon) = path.canonicalize() else {
-        return false;
-    };
-    let wanted = mountinfo_path(&canon);
+    let wanted = mountinfo_path(path);
     mountinfo
         .lines()
         .any(|l| l.split(' ').nth(4) == Some(wanted.as_str()))
